@@ -1,0 +1,148 @@
+"""One run in a workdir: data -> model -> training -> evaluation -> results.json.
+
+Later stages (attack rounds, interpretation, report) plug in here; every stage leaves its state in
+the workdir.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import time
+
+import jax
+import numpy as np
+
+from flat_jax import config as config_lib
+from flat_jax.data.datasets import load_dataset
+from flat_jax.data.embeddings import load_embeddings
+from flat_jax.data.vocab import Vocab
+from flat_jax.models.classifier import build_word_classifier, with_embedding
+from flat_jax.training import objectives
+from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
+from flat_jax.training.state import TrainState, make_optimizer
+from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
+
+
+class RunError(RuntimeError):
+  pass
+
+
+def read_results(workdir) -> dict:
+  path = pathlib.Path(workdir) / "results.json"
+  if not path.exists():
+    return {}
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def write_results(workdir, results: dict) -> None:
+  path = pathlib.Path(workdir) / "results.json"
+  tmp = path.with_suffix(".json.tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(results, f, indent=2, sort_keys=False)
+  os.replace(tmp, path)   # atomic: a killed run never leaves half a results.json
+
+
+def _check_supported(config) -> None:
+  if config.model.name in ("bert", "deberta"):
+    raise RunError(f"model.name={config.model.name}: the transformer encoders are not built yet "
+                   f"(issue: Flax BERT and DeBERTa encoders). Use lstm or cnn.")
+  if config.mode != "base":
+    raise RunError(f"mode={config.mode}: word masks, the FLAT objective and adversarial rounds are "
+                   f"not built yet; only mode=base trains for now.")
+  if config.stage not in ("all", "train"):
+    raise RunError(f"stage={config.stage} is not built yet; use stage=all or stage=train.")
+
+
+def _comparable(config) -> dict:
+  settings = json.loads(json.dumps(config.to_dict(), default=list))
+  settings.pop("overwrite", None)
+  return settings
+
+
+def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
+  """Creates the workdir. Returns the finished results when the same config already finished
+  there; refuses a different config over a finished run unless config.overwrite is set."""
+  workdir = pathlib.Path(workdir)
+  previous = read_results(workdir)
+  config_file = workdir / "config.json"
+  if previous.get("status") == "finished" and not config.overwrite:
+    same = config_file.exists() and json.loads(config_file.read_text()) == _comparable(config)
+    if same:
+      return workdir, previous
+    raise RunError(f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
+                   f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
+                   f"to replace it, or use another --workdir.")
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "metrics.jsonl").unlink(missing_ok=True)
+  with open(config_file, "w", encoding="utf-8") as f:
+    json.dump(_comparable(config), f, indent=2)
+  return workdir, None
+
+
+def run(config, workdir) -> dict:
+  config_lib.validate(config)
+  _check_supported(config)
+  workdir, finished = prepare_workdir(config, workdir)
+  if finished is not None:
+    logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
+                 finished["standard_accuracy"])
+    return finished
+  timings = {}
+  t0 = time.perf_counter()
+  dataset = load_dataset(config.data, seed=config.seed)
+  vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
+  vocab.save(workdir / "vocab.json")
+  embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
+                               seed=config.seed)
+  max_length = config.data.max_length
+  if config.model.name == "cnn" and max_length < max(config.model.cnn_kernel_sizes):
+    raise config_lib.ConfigError(f"config key 'data.max_length' = {max_length}: shorter than the "
+                                 f"largest CNN kernel {max(config.model.cnn_kernel_sizes)}")
+  encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, max_length)[0], split.labels)
+  train, dev, test = encode(dataset.train), encode(dataset.dev), encode(dataset.test)
+  timings["data"] = time.perf_counter() - t0
+
+  model = build_word_classifier(config.model, len(vocab), dataset.num_classes,
+                                embeddings.matrix.shape[1])
+  init_rng = jax.random.PRNGKey(config.seed)
+  params = model.init(init_rng, train.ids[:1], deterministic=True)["params"]
+  params = with_embedding(params, embeddings.matrix)
+  num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+  logging.info("model %s: %d parameters (%d in the embedding table)", config.model.name, num_params,
+               embeddings.matrix.size)
+
+  apply_fn = lambda p, batch, deterministic, rngs: model.apply(
+      {"params": p}, batch["ids"], deterministic=deterministic, rngs=rngs)
+  tx = make_optimizer(config.train, params, freeze_embeddings=config.model.freeze_embeddings)
+  state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
+  mesh = make_mesh()
+  train_step = make_train_step(apply_fn, objectives.base_objective, mesh)
+  eval_step = make_eval_step(apply_fn, mesh)
+  logging.info("devices: %d x %s", mesh.size, jax.devices()[0].platform)
+
+  results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
+             "status": "running", "rounds_done": 0, "seed": config.seed,
+             "num_train": len(train), "num_dev": len(dev), "num_test": len(test),
+             "embeddings": {"source": embeddings.source, "dim": int(embeddings.matrix.shape[1]),
+                            "coverage": round(embeddings.coverage, 4)},
+             "after_attack": {}, "interpretation": {}, "timings_s": timings}
+  write_results(workdir, results)
+
+  fitted = fit(state, train, dev, train_step=train_step, eval_step=eval_step, mesh=mesh,
+               epochs=config.train.epochs, batch_size=config.train.batch_size,
+               eval_batch_size=config.train.eval_batch_size, seed=config.seed,
+               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage="train_base",
+               steps_limit=config.train.steps_limit)
+  timings["train_base"] = fitted.seconds
+  t0 = time.perf_counter()
+  test_acc = accuracy(eval_step, fitted.best_params, test, config.train.eval_batch_size, mesh)
+  timings["evaluate"] = time.perf_counter() - t0
+  results.update(dev_accuracy=fitted.best_dev_accuracy, best_epoch=fitted.best_epoch,
+                 standard_accuracy=test_acc, status="finished")
+  write_results(workdir, results)
+  logging.info("%s %s %s: dev %.2f (epoch %d), test %.2f", config.data.name, config.model.name,
+               config.mode, fitted.best_dev_accuracy, fitted.best_epoch, test_acc)
+  return results

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv in the project with the pinned stack. Idempotent: when pyproject.toml and this
+# script are unchanged since the last successful run, it returns in well under a second.
+set -euo pipefail
+cd "$(dirname "$0")"
+venv=.venv
+stamp="$venv/.flat_jax_setup"
+want=$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  exit 0
+fi
+echo "[setup] installing the pinned stack into $venv (first run takes a few minutes)" >&2
+python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
+# torch first, pinned, so nothing pulls the multi-GB CUDA build as a dependency.
+"$venv/bin/python" -m pip install --quiet "torch==2.13.0"
+"$venv/bin/python" -m pip install --quiet -e ".[test]"
+"$venv/bin/python" -m pip check
+echo "$want" > "$stamp"
+echo "[setup] done" >&2
