@@ -65,6 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1
   c.flat.gamma = 0.001
+  c.flat.learning_rate = 0.0  # learning rate of FLAT training; 0 = train.learning_rate
 
   c.attack = ml_collections.ConfigDict()
   c.attack.recipe = "textfooler"
@@ -131,6 +132,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "train.steps_limit": _non_negative,
     "flat.beta": _non_negative,
     "flat.gamma": _non_negative,
+    "flat.learning_rate": _non_negative,
     "attack.recipe": _one_of(RECIPES),
     "attack.num_examples": _non_negative,
     "attack.workers": _positive,
@@ -189,13 +191,13 @@ DATASET_PRESETS = {
     "trec": {"data.max_length": 15, "data.min_freq": 1, "attack.num_examples": 0},
 }
 
-# The authors' optimisation settings: CNN/LSTM Adam lr 0.01, batch 64, 10 epochs per training run;
+# The authors' optimisation settings: CNN/LSTM Adam lr 0.01 (0.005 for FLAT), batch 64, 10 epochs;
 # BERT/DeBERTa AdamW lr 1e-5, eps 1e-8, no weight decay, clip 10, batch 8, linear decay.
 MODEL_PRESETS = {
     "cnn": {"model.name": "cnn", "train.optimizer": "adam", "train.learning_rate": 0.01,
-            "train.batch_size": 64, "train.epochs": 10},
+            "flat.learning_rate": 0.005, "train.batch_size": 64, "train.epochs": 10},
     "lstm": {"model.name": "lstm", "train.optimizer": "adam", "train.learning_rate": 0.01,
-             "train.batch_size": 64, "train.epochs": 10},
+             "flat.learning_rate": 0.005, "train.batch_size": 64, "train.epochs": 10},
     "bert": {"model.name": "bert", "train.optimizer": "adamw", "train.learning_rate": 1e-5,
              "train.batch_size": 8, "train.epochs": 10, "train.grad_clip": 10.0,
              "model.mask_hidden": 400},

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import time
 
 import jax
@@ -20,6 +21,7 @@ from flat_jax.data.embeddings import load_embeddings
 from flat_jax.data.vocab import Vocab
 from flat_jax.models.classifier import build_word_classifier, with_embedding
 from flat_jax.training import objectives
+from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_params
 from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
@@ -49,11 +51,11 @@ def _check_supported(config) -> None:
   if config.model.name in ("bert", "deberta"):
     raise RunError(f"model.name={config.model.name}: the transformer encoders are not built yet "
                    f"(issue: Flax BERT and DeBERTa encoders). Use lstm or cnn.")
-  if config.mode != "base":
-    raise RunError(f"mode={config.mode}: word masks, the FLAT objective and adversarial rounds are "
-                   f"not built yet; only mode=base trains for now.")
   if config.stage not in ("all", "train"):
     raise RunError(f"stage={config.stage} is not built yet; use stage=all or stage=train.")
+  if config.mode != "base":
+    logging.warning("mode=%s: adversarial rounds are not built yet, so this trains the %s objective "
+                    "on clean data only (no adversarial twins, L_imp inactive)", config.mode, config.mode)
 
 
 def _comparable(config) -> dict:
@@ -67,6 +69,11 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   there; refuses a different config over a finished run unless config.overwrite is set."""
   workdir = pathlib.Path(workdir)
   previous = read_results(workdir)
+  if config.overwrite:
+    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+    for name in ("results.json", "metrics.jsonl"):
+      (workdir / name).unlink(missing_ok=True)
+    previous = {}
   config_file = workdir / "config.json"
   if previous.get("status") == "finished" and not config.overwrite:
     same = config_file.exists() and json.loads(config_file.read_text()) == _comparable(config)
@@ -76,7 +83,10 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
                    f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
                    f"to replace it, or use another --workdir.")
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "metrics.jsonl").unlink(missing_ok=True)
+  if config_file.exists() and json.loads(config_file.read_text()) != _comparable(config) and (
+      workdir / "checkpoints").exists():
+    raise RunError(f"{workdir} holds an unfinished run with a different config; re-run with the same "
+                   f"config to resume it, or pass --config.overwrite=True to start over.")
   with open(config_file, "w", encoding="utf-8") as f:
     json.dump(_comparable(config), f, indent=2)
   return workdir, None
@@ -105,23 +115,32 @@ def run(config, workdir) -> dict:
   train, dev, test = encode(dataset.train), encode(dataset.dev), encode(dataset.test)
   timings["data"] = time.perf_counter() - t0
 
+  with_mask = config.mode == "flat"
   model = build_word_classifier(config.model, len(vocab), dataset.num_classes,
-                                embeddings.matrix.shape[1])
+                                embeddings.matrix.shape[1], with_mask=with_mask)
   init_rng = jax.random.PRNGKey(config.seed)
   params = model.init(init_rng, train.ids[:1], deterministic=True)["params"]
   params = with_embedding(params, embeddings.matrix)
+  if config.restore:
+    params = merge_params(params, load_params(config.restore), source=config.restore)
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  logging.info("model %s: %d parameters (%d in the embedding table)", config.model.name, num_params,
-               embeddings.matrix.size)
+  logging.info("model %s%s: %d parameters (%d in the embedding table)", config.model.name,
+               " with word mask" if with_mask else "", num_params, embeddings.matrix.size)
 
-  apply_fn = lambda p, batch, deterministic, rngs: model.apply(
-      {"params": p}, batch["ids"], deterministic=deterministic, rngs=rngs)
-  tx = make_optimizer(config.train, params, freeze_embeddings=config.model.freeze_embeddings)
+  apply_fn = lambda p, ids, deterministic, rngs: model.apply(
+      {"params": p}, ids, deterministic=deterministic, rngs=rngs)
+  train_config = config.train
+  if config.mode == "flat" and config.flat.learning_rate:
+    train_config = config.train.copy_and_resolve_references()
+    train_config.learning_rate = config.flat.learning_rate
+  tx = make_optimizer(train_config, params, freeze_embeddings=config.model.freeze_embeddings)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
   mesh = make_mesh()
-  train_step = make_train_step(apply_fn, objectives.base_objective, mesh)
+  objective = objectives.make_objective(config.mode, config.flat.beta, config.flat.gamma)
+  train_step = make_train_step(apply_fn, objective, mesh)
   eval_step = make_eval_step(apply_fn, mesh)
   logging.info("devices: %d x %s", mesh.size, jax.devices()[0].platform)
+  stage = f"train_{config.mode}"
 
   results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
              "status": "running", "rounds_done": 0, "seed": config.seed,
@@ -134,14 +153,22 @@ def run(config, workdir) -> dict:
   fitted = fit(state, train, dev, train_step=train_step, eval_step=eval_step, mesh=mesh,
                epochs=config.train.epochs, batch_size=config.train.batch_size,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
-               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage="train_base",
-               steps_limit=config.train.steps_limit)
-  timings["train_base"] = fitted.seconds
+               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage=stage,
+               steps_limit=config.train.steps_limit,
+               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage))
+  timings[stage] = fitted.seconds
   t0 = time.perf_counter()
   test_acc = accuracy(eval_step, fitted.best_params, test, config.train.eval_batch_size, mesh)
   timings["evaluate"] = time.perf_counter() - t0
   results.update(dev_accuracy=fitted.best_dev_accuracy, best_epoch=fitted.best_epoch,
                  standard_accuracy=test_acc, status="finished")
+  if with_mask:
+    phi = np.asarray(jax.device_get(model.apply({"params": fitted.best_params},
+                                                np.arange(2, len(vocab))[None], method=model.importance)))[0]
+    np.save(workdir / "importance.npy", phi)
+    results["importance_histogram"] = {
+        "edges": [0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0],
+        "counts": np.histogram(phi, bins=[0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0])[0].tolist()}
   write_results(workdir, results)
   logging.info("%s %s %s: dev %.2f (epoch %d), test %.2f", config.data.name, config.model.name,
                config.mode, fitted.best_dev_accuracy, fitted.best_epoch, test_acc)

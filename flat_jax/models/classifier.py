@@ -8,15 +8,20 @@ import numpy as np
 from flat_jax.data.vocab import PAD_ID
 from flat_jax.models.cnn import CNNEncoder
 from flat_jax.models.lstm import LSTMEncoder
+from flat_jax.models.word_mask import WordMask
 
 
 class WordClassifier(nn.Module):
   """The embedding table lives at params['embed']['embedding']; `with_embedding` puts the
-  pretrained matrix there after init (a numpy array is no Module field: modules must hash)."""
+  pretrained matrix there after init (a numpy array is no Module field: modules must hash).
+
+  With `word_mask` set (mode=flat) the variational word mask sits between the embeddings and the
+  encoder; without it every mask value is 1 (modes base and adv)."""
   encoder: nn.Module
   vocab_size: int
   embed_dim: int
   num_classes: int
+  word_mask: WordMask | None = None
 
   def setup(self):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
@@ -25,8 +30,19 @@ class WordClassifier(nn.Module):
   def __call__(self, ids, *, deterministic: bool = True):
     token_mask = ids != PAD_ID
     embedded = self.embed(ids)
+    outputs = {"token_mask": token_mask}
+    if self.word_mask is not None:
+      embedded, keep_prob, _ = self.word_mask(embedded, deterministic=deterministic)
+      outputs["keep_prob"] = keep_prob
     hidden = self.encoder(embedded, token_mask, deterministic=deterministic)
-    return {"logits": self.head(hidden)}
+    outputs["logits"] = self.head(hidden)
+    return outputs
+
+  def importance(self, ids):
+    """Global importance phi of vocabulary ids: keep-probability from each word's embedding alone."""
+    if self.word_mask is None:
+      return jnp.ones(ids.shape, jnp.float32)
+    return self.word_mask.keep_probability(self.embed(ids))
 
 
 def with_embedding(params, embedding: np.ndarray):
@@ -36,7 +52,8 @@ def with_embedding(params, embedding: np.ndarray):
   return {**params, "embed": {"embedding": jnp.asarray(embedding, jnp.float32)}}
 
 
-def build_word_classifier(model_config, vocab_size: int, num_classes: int, embed_dim: int) -> WordClassifier:
+def build_word_classifier(model_config, vocab_size: int, num_classes: int, embed_dim: int, *,
+                          with_mask: bool = False) -> WordClassifier:
   if model_config.name == "cnn":
     encoder = CNNEncoder(tuple(model_config.cnn_kernel_sizes), model_config.cnn_num_filters,
                          model_config.dropout)
@@ -44,4 +61,5 @@ def build_word_classifier(model_config, vocab_size: int, num_classes: int, embed
     encoder = LSTMEncoder(model_config.lstm_hidden, model_config.dropout)
   else:
     raise ValueError(f"not a word-level model: {model_config.name}")
-  return WordClassifier(encoder, vocab_size, embed_dim, num_classes)
+  mask = WordMask(model_config.mask_hidden, model_config.mask_temperature) if with_mask else None
+  return WordClassifier(encoder, vocab_size, embed_dim, num_classes, mask)

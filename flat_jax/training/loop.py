@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from flat_jax.data.batching import batches, num_batches
+from flat_jax.training.checkpoints import StageCheckpoints
 from flat_jax.training.step import shard_batch
 
 
@@ -19,6 +20,7 @@ from flat_jax.training.step import shard_batch
 class EncodedSplit:
   ids: np.ndarray
   labels: np.ndarray
+  extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)   # e.g. adv_ids, has_adv
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -29,6 +31,14 @@ class MetricsWriter:
 
   def __init__(self, path):
     self.path = path
+
+  def drop_after(self, stage: str, epoch: int) -> None:
+    """Forgets lines of `stage` past `epoch` (written before a kill, redone after resuming)."""
+    if not self.path or not self.path.exists():
+      return
+    lines = self.path.read_text(encoding="utf-8").splitlines()
+    keep = [l for l in lines if not (json.loads(l).get("stage") == stage and json.loads(l)["epoch"] > epoch)]
+    self.path.write_text("".join(l + "\n" for l in keep), encoding="utf-8")
 
   def write(self, record: dict) -> None:
     logging.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
@@ -64,16 +74,28 @@ class FitResult:
 
 def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, eval_step: Callable,
         mesh, epochs: int, batch_size: int, eval_batch_size: int, seed: int,
-        metrics: MetricsWriter, stage: str = "train", steps_limit: int = 0) -> FitResult:
-  best_params, best_dev, best_epoch = None, -1.0, -1
-  start = time.perf_counter()
+        metrics: MetricsWriter, stage: str = "train", steps_limit: int = 0,
+        checkpoints: StageCheckpoints | None = None) -> FitResult:
+  """Trains for `epochs`, evaluating on dev after each; with `checkpoints`, saves every epoch and
+  resumes after the last saved one (the batch order and randomness of an epoch depend only on the
+  seed, the epoch and the step, so a resumed run repeats the uninterrupted one)."""
+  best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
+  if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
+    state, meta = restored
+    start_epoch, best_dev, best_epoch = meta["epoch"], meta["best_dev_accuracy"], meta["best_epoch"]
+    seconds = meta["seconds"]
+    best_params = checkpoints.restore_best_params(state.params)
+    logging.info("%s: resuming after epoch %d of %d (best dev %.2f at epoch %d)", stage, start_epoch,
+                 epochs, best_dev, best_epoch)
+  metrics.drop_after(stage, start_epoch)
   steps_per_epoch = num_batches(len(train), batch_size)
   if steps_limit:
     steps_per_epoch = min(steps_per_epoch, steps_limit)
-  for epoch in range(epochs):
+  for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
     step_metrics = []   # device arrays; fetched once per epoch so steps are not synchronised
-    bar = tqdm(batches(train.ids, train.labels, batch_size, shuffle_seed=seed * 1000 + epoch),
+    bar = tqdm(batches(train.ids, train.labels, batch_size, shuffle_seed=seed * 1000 + epoch,
+                       extra=train.extra),
                total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{epochs}", leave=False,
                mininterval=2.0, disable=None)
     for i, batch in enumerate(bar):
@@ -86,16 +108,23 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
         bar.set_postfix(loss=f"{m['loss'] / max(m['weight'], 1.0):.3f}")
     bar.close()
     step_metrics = jax.device_get(step_metrics)
-    totals = {k: float(sum(m[k] for m in step_metrics)) for k in ("loss", "correct", "weight")}
+    totals = {k: float(sum(m[k] for m in step_metrics)) for k in step_metrics[0]}
     train_seconds = time.perf_counter() - epoch_start
     dev_acc = accuracy(eval_step, state.params, dev, eval_batch_size, mesh)
-    if dev_acc > best_dev:
+    is_best = dev_acc > best_dev
+    if is_best:
       best_dev, best_epoch = dev_acc, epoch + 1
       best_params = jax.device_get(state.params)
+    seconds += time.perf_counter() - epoch_start
     metrics.write({"stage": stage, "epoch": epoch + 1, "step": int(jax.device_get(state.step)),
-                   "train_loss": totals["loss"] / totals["weight"],
+                   **{f"train_{k}": v / totals["weight"] for k, v in totals.items()
+                      if k not in ("weight", "correct")},
                    "train_accuracy": 100.0 * totals["correct"] / totals["weight"],
                    "dev_accuracy": dev_acc, "best_dev_accuracy": best_dev,
                    "examples_per_s": totals["weight"] / train_seconds,
                    "epoch_seconds": time.perf_counter() - epoch_start})
-  return FitResult(state, best_params, best_dev, best_epoch, time.perf_counter() - start)
+    if checkpoints is not None:
+      checkpoints.save(epoch + 1, state, {"epoch": epoch + 1, "best_dev_accuracy": best_dev,
+                                          "best_epoch": best_epoch, "seconds": seconds},
+                       is_best=is_best)
+  return FitResult(state, best_params, best_dev, best_epoch, seconds)

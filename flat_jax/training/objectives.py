@@ -1,20 +1,90 @@
-"""Loss terms. Each returns a sum over the (weighted) examples of the local shard; the step divides
-by the global weight so that padding rows and uneven shards do not bias the mean."""
+"""Training objectives over rows of (original, optional adversarial twin).
+
+Model outputs carry a text axis: leaves are (B, T, ...) with T = 1 (originals only) or T = 2
+(original, adversarial twin). Every objective returns (loss_sum, metric_sums): sums over the
+(weighted) rows of the local shard; the train step divides by the global weight.
+
+  base: CE(x)
+  adv (eq. 5): CE(x) + [twin] CE(x')
+  flat (eq. 1-4): CE(x) - beta H(mask|x) + [twin] (CE(x') - beta H(mask|x') + gamma L_imp(x, x'))
+where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3).
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 import jax.numpy as jnp
 import optax
 
+from flat_jax.data.vocab import PAD_ID
+from flat_jax.models.word_mask import mask_entropy
 
-def cross_entropy_sum(logits, labels, weight):
-  return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, labels) * weight)
+
+def cross_entropy(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def correct_sum(logits, labels, weight):
-  return jnp.sum((jnp.argmax(logits, -1) == labels) * weight)
+def replaced_positions(ids, adv_ids):
+  """Aligned positions where the adversarial text has a different token (both real tokens)."""
+  return (ids != adv_ids) & (ids != PAD_ID) & (adv_ids != PAD_ID)
+
+
+def importance_l1(keep_orig, keep_adv, replaced):
+  """L_imp per row: sum of |phi(x_i) - phi(x'_i)| over the replaced positions."""
+  return jnp.sum(jnp.abs(keep_orig - keep_adv) * replaced.astype(keep_orig.dtype), axis=-1)
+
+
+def _twin(batch):
+  return batch["has_adv"].astype(jnp.float32) if "has_adv" in batch else None
+
+
+def _sums(batch, logits, **terms):
+  weight = batch["weight"]
+  correct = jnp.sum((jnp.argmax(logits[:, 0], -1) == batch["label"]) * weight)
+  return {"correct": correct, **{k: jnp.sum(v * weight) for k, v in terms.items()}}
 
 
 def base_objective(outputs, batch):
-  """Plain cross-entropy (mode base). Returns (loss_sum, metric_sums)."""
-  loss = cross_entropy_sum(outputs["logits"], batch["label"], batch["weight"])
-  return loss, {"loss": loss, "correct": correct_sum(outputs["logits"], batch["label"], batch["weight"])}
+  logits = outputs["logits"]
+  loss = cross_entropy(logits[:, 0], batch["label"])
+  metrics = _sums(batch, logits, loss=loss)
+  return metrics["loss"], metrics
+
+
+def adv_objective(outputs, batch):
+  logits = outputs["logits"]
+  loss = cross_entropy(logits[:, 0], batch["label"])
+  twin = _twin(batch)
+  if twin is not None:
+    loss = loss + twin * cross_entropy(logits[:, 1], batch["label"])
+  metrics = _sums(batch, logits, loss=loss)
+  return metrics["loss"], metrics
+
+
+def flat_objective(beta: float, gamma: float) -> Callable:
+  def objective(outputs, batch):
+    logits, keep, token_mask = outputs["logits"], outputs["keep_prob"], outputs["token_mask"]
+    ce = cross_entropy(logits[:, 0], batch["label"])
+    entropy = mask_entropy(keep[:, 0], token_mask[:, 0])
+    imp = jnp.zeros_like(ce)
+    twin = _twin(batch)
+    if twin is not None:
+      ce = ce + twin * cross_entropy(logits[:, 1], batch["label"])
+      entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1])
+      replaced = batch["replaced"] if "replaced" in batch else replaced_positions(
+          batch["ids"], batch["adv_ids"])
+      imp = twin * importance_l1(keep[:, 0], keep[:, 1], replaced)
+    loss = ce - beta * entropy + gamma * imp
+    metrics = _sums(batch, logits, loss=loss, ce=ce, entropy=entropy, importance_l1=imp)
+    return metrics["loss"], metrics
+  return objective
+
+
+def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0) -> Callable:
+  if mode == "base":
+    return base_objective
+  if mode == "adv":
+    return adv_objective
+  if mode == "flat":
+    return flat_objective(beta, gamma)
+  raise ValueError(f"unknown mode {mode!r}")

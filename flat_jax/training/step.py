@@ -47,16 +47,22 @@ def example_keys(rng, step, index):
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
 
 
-def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh, rng_names=("dropout",)):
+def row_texts(row):
+  """The texts of one training row: the original, and its adversarial twin when the batch has one."""
+  if "adv_ids" in row:
+    return jnp.stack([row["ids"], row["adv_ids"]])
+  return row["ids"][None]
+
+
+def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
+                    rng_names=("dropout", "mask")):
   """apply_fn(params, ids, deterministic=..., rngs=...) -> outputs dict;
-  objective(outputs, batch) -> (loss_sum, metric_sums)."""
+  objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...)."""
 
   def per_example_outputs(params, batch, keys):
-    def one(example, key):
+    def one(row, key):
       rngs = {name: jax.random.fold_in(key, i) for i, name in enumerate(rng_names)}
-      single = jax.tree.map(lambda x: x[None], example)
-      out = apply_fn(params, single, deterministic=False, rngs=rngs)
-      return jax.tree.map(lambda x: x[0], out)
+      return apply_fn(params, row_texts(row), deterministic=False, rngs=rngs)
     return jax.vmap(one)(batch, keys)
 
   def local_grads(params, batch, keys):
@@ -91,7 +97,7 @@ def make_eval_step(apply_fn: Callable, mesh: Mesh):
   """Returns per-example logits of a batch (inference mode), sharded like the batch."""
 
   def local_logits(params, batch):
-    return apply_fn(params, batch, deterministic=True, rngs=None)["logits"]
+    return apply_fn(params, batch["ids"], deterministic=True, rngs=None)["logits"]
 
   return jax.jit(jax.shard_map(local_logits, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS),
                                check_vma=False))

@@ -1,0 +1,56 @@
+"""Variational word mask (Chen & Ji 2020; FLAT section 3).
+
+An inference network reads each token's embedding (Linear -> tanh -> Linear to [drop, keep]
+logits). Training multiplies the embedding by a hard straight-through Gumbel-softmax sample of the
+keep/drop decision; inference multiplies it by the keep-probability. Because the mask sees only the
+word's own embedding, the keep-probability of a word is its global importance phi(word).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+KEEP = 1
+
+
+def binary_entropy(p, eps: float = 1e-6):
+  # softmax can round a probability a hair above 1 in float32: clip, or log(1 - p) is NaN
+  p = jnp.clip(p, eps, 1.0 - eps)
+  return -(p * jnp.log(p) + (1.0 - p) * jnp.log1p(-p))
+
+
+def mask_entropy(keep_prob, token_mask):
+  """H(W | x) per text: the masks are independent given x, so the entropy is the sum of the
+  tokens' binary entropies, over real tokens only (padding and special tokens excluded). The
+  authors took the mean over every padded position instead, which shrinks beta by about the padded
+  length."""
+  return jnp.sum(binary_entropy(keep_prob) * token_mask.astype(keep_prob.dtype), -1)
+
+
+class WordMask(nn.Module):
+  hidden: int = 400
+  temperature: float = 1.0
+
+  def setup(self):
+    self.hidden_layer = nn.Dense(self.hidden)
+    self.logit_layer = nn.Dense(2)
+
+  def logits(self, embedded):
+    return self.logit_layer(jnp.tanh(self.hidden_layer(embedded)))
+
+  def keep_probability(self, embedded):
+    return jax.nn.softmax(self.logits(embedded), axis=-1)[..., KEEP]
+
+  def __call__(self, embedded, *, deterministic: bool):
+    """Returns (masked embeddings, keep-probabilities, the mask values applied)."""
+    logits = self.logits(embedded)
+    keep_prob = jax.nn.softmax(logits, axis=-1)[..., KEEP]
+    if deterministic:
+      mask = keep_prob
+    else:
+      gumbel = jax.random.gumbel(self.make_rng("mask"), logits.shape, logits.dtype)
+      soft = jax.nn.softmax((logits + gumbel) / self.temperature, axis=-1)
+      hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), 2, dtype=soft.dtype)
+      mask = (hard - jax.lax.stop_gradient(soft) + soft)[..., KEEP]   # straight-through
+    return embedded * mask[..., None], keep_prob, mask

@@ -1,0 +1,105 @@
+"""Orbax checkpoints of one training stage: the latest epochs (to resume) and the best-dev params.
+
+DIR/checkpoints/<stage>/latest/<epoch>: train state + loop bookkeeping, the last two epochs kept so
+that a corrupt newest checkpoint falls back to the one before it.
+DIR/checkpoints/<stage>/best/<epoch>: params of the best dev epoch so far.
+Orbax writes into a temporary folder and renames it when complete, so a run killed while saving
+leaves no half checkpoint behind among the steps.
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def _state_tree(state) -> dict:
+  return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng}
+
+
+def _abstract(tree):
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class StageCheckpoints:
+  def __init__(self, directory):
+    self.directory = pathlib.Path(directory).absolute()
+    options = lambda keep: ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    self.latest = ocp.CheckpointManager(self.directory / "latest", options=options(2))
+    self.best = ocp.CheckpointManager(self.directory / "best", options=options(1))
+
+  def save(self, epoch: int, state, meta: dict, *, is_best: bool) -> None:
+    # best first: a run killed between the two saves re-runs this epoch and finds the same best
+    if is_best and epoch not in self.best.all_steps():
+      self.best.save(epoch, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
+                                                    meta=ocp.args.JsonSave(meta)))
+      self.best.wait_until_finished()
+    self.latest.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)),
+                                                    meta=ocp.args.JsonSave(meta)))
+    self.latest.wait_until_finished()
+
+  def restore_latest(self, state):
+    """(state, meta) from the newest readable checkpoint, or None when there is none."""
+    for step in sorted(self.latest.all_steps(), reverse=True):
+      try:
+        restored = self.latest.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(_state_tree(state))), meta=ocp.args.JsonRestore()))
+      except Exception as e:  # corrupt or partial: fall back to the one before
+        logging.warning("checkpoint %s/latest/%d unreadable (%s: %s); trying an older one",
+                        self.directory, step, type(e).__name__, str(e)[:200])
+        continue
+      tree = restored["state"]
+      return state.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"],
+                           rng=tree["rng"]), dict(restored["meta"])
+    return None
+
+  def restore_best_params(self, params_like):
+    step = self.best.latest_step()
+    if step is None:
+      return None
+    restored = self.best.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(params_like)), meta=ocp.args.JsonRestore()))
+    return restored["params"]
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+def load_params(path) -> dict:
+  """Params from any saved checkpoint: a stage folder, its latest/ or best/ folder, or one step."""
+  path = pathlib.Path(path).absolute()
+  candidates = [path / "best", path / "latest", path] if (path / "best").exists() else [path]
+  for folder in candidates:
+    if not folder.is_dir():
+      continue
+    steps = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    step_dir = folder / str(steps[-1]) if steps else folder
+    for item in ("params", "state"):
+      if (step_dir / item).is_dir():
+        tree = ocp.StandardCheckpointer().restore(step_dir / item)
+        return tree["params"] if item == "state" else tree
+  raise FileNotFoundError(f"no Orbax checkpoint with params under {path}")
+
+
+def merge_params(target: dict, loaded: dict, source: str = "") -> dict:
+  """Copies every loaded array whose path and shape exist in `target` (e.g. a base model into a
+  FLAT model that adds the word mask); logs what was left at its initial value."""
+  from flax import traverse_util
+  flat_target = traverse_util.flatten_dict(target)
+  flat_loaded = traverse_util.flatten_dict(loaded)
+  taken, kept = 0, []
+  for key, value in flat_target.items():
+    if key in flat_loaded and flat_loaded[key].shape == value.shape:
+      flat_target[key] = flat_loaded[key]
+      taken += 1
+    else:
+      kept.append("/".join(key))
+  if not taken:
+    raise ValueError(f"restore {source}: no parameter matches this model")
+  unused = [k for k in flat_loaded if k not in flat_target]
+  logging.info("restored %d arrays from %s; initialised here: %s; unused: %d", taken, source,
+               ", ".join(kept) or "none", len(unused))
+  return traverse_util.unflatten_dict(flat_target)

@@ -1,0 +1,41 @@
+"""N simulated CPU devices compute what one device computes (same seed, same global batch)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def _run(workdir, devices, *overrides):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_PLATFORMS="cpu")
+  cmd = [sys.executable, "-m", "flat_jax.main", "--config", "configs/sst2_cnn.py", "--workdir",
+         str(workdir), "--config.mode=flat", "--config.data.train_limit=600",
+         "--config.data.test_limit=200", "--config.train.epochs=2", *overrides]
+  done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert f"devices: {devices} x cpu" in done.stderr
+  metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return json.loads((workdir / "results.json").read_text()), metrics
+
+
+@pytest.mark.parametrize("batch_size", [64, 30])   # 30 does not divide by 4 devices
+def test_four_devices_match_one(tmp_path, shared_data, batch_size):
+  one, one_metrics = _run(tmp_path / "one", 1, f"--config.train.batch_size={batch_size}")
+  four, four_metrics = _run(tmp_path / "four", 4, f"--config.train.batch_size={batch_size}")
+  assert abs(one["dev_accuracy"] - four["dev_accuracy"]) <= 0.1
+  assert abs(one["standard_accuracy"] - four["standard_accuracy"]) <= 0.1
+  for a, b in zip(one_metrics, four_metrics):
+    for key in ("train_loss", "train_ce", "train_entropy"):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=key)
+
+
+def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data):
+  """Adam hides a gradient scaled by the device count; plain SGD does not."""
+  one, one_metrics = _run(tmp_path / "one", 1, "--config.train.optimizer=sgd",
+                          "--config.flat.learning_rate=0.05")
+  four, four_metrics = _run(tmp_path / "four", 4, "--config.train.optimizer=sgd",
+                            "--config.flat.learning_rate=0.05")
+  np.testing.assert_allclose(one_metrics[-1]["train_loss"], four_metrics[-1]["train_loss"], rtol=1e-4)
