@@ -16,5 +16,13 @@ python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
 "$venv/bin/python" -m pip install --quiet -e ".[test]"
 "$venv/bin/python" -m pip check
+# WordNet 3.0 for PWWS and the synonym space: Debian's packages (NLTK's download is not reachable).
+if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null
+  else
+    echo "[setup] WordNet missing: install Debian's wordnet-base and wordnet-sense-index" >&2
+  fi
+fi
 echo "$want" > "$stamp"
 echo "[setup] done" >&2

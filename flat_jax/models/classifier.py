@@ -28,8 +28,14 @@ class WordClassifier(nn.Module):
     self.head = nn.Dense(self.num_classes)
 
   def __call__(self, ids, *, deterministic: bool = True):
-    token_mask = ids != PAD_ID
-    embedded = self.embed(ids)
+    return self.classify_embedded(self.embed(ids), ids != PAD_ID, deterministic=deterministic)
+
+  def embed_tokens(self, ids):
+    """Word embeddings of ids (before the mask): the input space of Integrated Gradients."""
+    return self.embed(ids)
+
+  def classify_embedded(self, embedded, token_mask, *, deterministic: bool = True):
+    """The rest of the forward pass from word embeddings: mask (if any), encoder, head."""
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
       embedded, keep_prob, _ = self.word_mask(embedded, deterministic=deterministic)
