@@ -108,9 +108,6 @@ def run(config, workdir) -> dict:
   embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
                                seed=config.seed)
   max_length = config.data.max_length
-  if config.model.name == "cnn" and max_length < max(config.model.cnn_kernel_sizes):
-    raise config_lib.ConfigError(f"config key 'data.max_length' = {max_length}: shorter than the "
-                                 f"largest CNN kernel {max(config.model.cnn_kernel_sizes)}")
   encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, max_length)[0], split.labels)
   train, dev, test = encode(dataset.train), encode(dataset.dev), encode(dataset.test)
   timings["data"] = time.perf_counter() - t0
@@ -161,7 +158,7 @@ def run(config, workdir) -> dict:
   test_acc = accuracy(eval_step, fitted.best_params, test, config.train.eval_batch_size, mesh)
   timings["evaluate"] = time.perf_counter() - t0
   results.update(dev_accuracy=fitted.best_dev_accuracy, best_epoch=fitted.best_epoch,
-                 standard_accuracy=test_acc, status="finished")
+                 standard_accuracy=test_acc, model_stage=stage, status="finished")
   if with_mask:
     phi = np.asarray(jax.device_get(model.apply({"params": fitted.best_params},
                                                 np.arange(2, len(vocab))[None], method=model.importance)))[0]

@@ -28,11 +28,12 @@ class WordClassifier(nn.Module):
     self.head = nn.Dense(self.num_classes)
 
   def __call__(self, ids, *, deterministic: bool = True):
-    return self.classify_embedded(self.embed(ids), ids != PAD_ID, deterministic=deterministic)
+    return self.classify_embedded(self.embed_tokens(ids), ids != PAD_ID, deterministic=deterministic)
 
   def embed_tokens(self, ids):
-    """Word embeddings of ids (before the mask): the input space of Integrated Gradients."""
-    return self.embed(ids)
+    """Word embeddings of ids (before the mask): the input space of Integrated Gradients.
+    <pad> is always the zero vector, even when the embeddings are trained."""
+    return self.embed(ids) * (ids != PAD_ID)[..., None]
 
   def classify_embedded(self, embedded, token_mask, *, deterministic: bool = True):
     """The rest of the forward pass from word embeddings: mask (if any), encoder, head."""

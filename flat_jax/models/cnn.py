@@ -14,10 +14,14 @@ class CNNEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, embedded, token_mask, *, deterministic: bool):
-    del token_mask  # <pad> embeddings are zero; like Kim (2014) the pool runs over the padded length
+    # Every window that starts on a real token is pooled, and no other: the end is zero-padded by
+    # k-1 so such windows exist however short the padded length. The output then does not depend on
+    # how far a batch is padded (the attack bridge pads to small buckets; training to max_length).
+    starts_on_token = token_mask[..., None].astype(embedded.dtype)
     pooled = []
     for k in self.kernel_sizes:
-      features = nn.Conv(self.num_filters, kernel_size=(k,), padding="VALID", name=f"conv_{k}")(embedded)
-      pooled.append(jnp.max(nn.relu(features), axis=1))
+      padded = jnp.pad(embedded, ((0, 0), (0, k - 1), (0, 0)))
+      features = nn.Conv(self.num_filters, kernel_size=(k,), padding="VALID", name=f"conv_{k}")(padded)
+      pooled.append(jnp.max(nn.relu(features) * starts_on_token, axis=1))   # ReLU >= 0: 0 is neutral
     hidden = jnp.concatenate(pooled, axis=-1)
     return nn.Dropout(self.dropout)(hidden, deterministic=deterministic)

@@ -1,0 +1,111 @@
+"""The attack bridge: a torch-free callable list[str] -> (N, C) class probabilities.
+
+TextAttack runs on the host and only ever sees this callable. Inside, texts are cleaned and encoded
+like the training data, padded to one of a few bucket lengths and batch sizes (so a new query
+shape never triggers a recompile), and run through one jitted forward in inference mode (word mask
+at its keep-probability, no dropout). Results are cached per text; calls are thread-safe.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from flat_jax.data.text import clean_text
+from flat_jax.data.vocab import PAD_ID
+from flat_jax.training.artifacts import TrainedModel
+
+
+def bucket_sizes(limit: int, smallest: int) -> tuple[int, ...]:
+  """Powers of two from `smallest` up to and including `limit`."""
+  sizes, size = [], smallest
+  while size < limit:
+    sizes.append(size)
+    size *= 2
+  return tuple(sizes) + (limit,)
+
+
+class PredictionBridge:
+  def __init__(self, predict_fn: Callable, params, encode: Callable[[str], list[int]], max_length: int,
+               num_classes: int, *, max_batch: int = 128, cache_size: int = 200_000):
+    self._predict = jax.jit(predict_fn)
+    self._params = params
+    self._encode = encode
+    self.num_classes = num_classes
+    self.lengths = bucket_sizes(max_length, min(8, max_length))
+    self.batch_sizes = bucket_sizes(max_batch, 1)
+    self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+    self._cache_size = cache_size
+    self._lock = threading.Lock()
+    self.queries = 0          # texts asked for
+    self.model_calls = 0      # texts actually run through the model
+
+  @classmethod
+  def from_trained(cls, trained: TrainedModel, **kwargs) -> "PredictionBridge":
+    max_length = trained.config.data.max_length
+    model = trained.model
+
+    def predict(params, ids):
+      logits = model.apply({"params": params}, ids, deterministic=True)["logits"]
+      return jax.nn.softmax(logits, axis=-1)
+
+    encode = lambda text: trained.vocab.encode(clean_text(text), max_length)
+    return cls(predict, trained.params, encode, max_length, trained.num_classes, **kwargs)
+
+  def _bucket(self, sizes: Sequence[int], n: int) -> int:
+    return next((s for s in sizes if s >= n), sizes[-1])
+
+  def _run(self, texts: list[str]) -> np.ndarray:
+    encoded = [self._encode(t) for t in texts]
+    out = np.empty((len(texts), self.num_classes), np.float32)
+    # group by bucket length so short texts are not padded to the longest one in the call
+    by_length = collections.defaultdict(list)
+    for i, ids in enumerate(encoded):
+      by_length[self._bucket(self.lengths, max(1, len(ids)))].append(i)
+    for length, rows in sorted(by_length.items()):
+      for start in range(0, len(rows), self.batch_sizes[-1]):
+        chunk = rows[start:start + self.batch_sizes[-1]]
+        size = self._bucket(self.batch_sizes, len(chunk))
+        ids = np.full((size, length), PAD_ID, np.int32)
+        for r, i in enumerate(chunk):
+          ids[r, :len(encoded[i])] = encoded[i]
+        probs = np.asarray(self._predict(self._params, ids))
+        out[chunk] = probs[:len(chunk)]
+    return out
+
+  def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    texts = list(texts)
+    with self._lock:
+      self.queries += len(texts)
+      missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+      if missing:
+        self.model_calls += len(missing)
+        for text, probs in zip(missing, self._run(missing)):
+          self._cache[text] = probs
+        while len(self._cache) > self._cache_size:
+          self._cache.popitem(last=False)
+      for t in texts:
+        self._cache.move_to_end(t)
+      return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.num_classes), np.float32)
+
+  def compiled_shapes(self) -> int:
+    """Number of distinct input shapes compiled so far (bounded by lengths x batch sizes)."""
+    return self._predict._cache_size()
+
+
+def textattack_wrapper(bridge: PredictionBridge):
+  """A TextAttack ModelWrapper around the bridge (import textattack only after
+  flat_jax.attacks.resources.prepare_textattack_environment())."""
+  from textattack.models.wrappers import ModelWrapper
+
+  class BridgeModelWrapper(ModelWrapper):
+    def __init__(self, bridge):
+      self.model = bridge
+
+    def __call__(self, text_input_list, **kwargs):
+      return self.model(list(text_input_list))
+
+  return BridgeModelWrapper(bridge)

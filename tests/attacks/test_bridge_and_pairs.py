@@ -1,0 +1,75 @@
+import threading
+
+import numpy as np
+import pytest
+
+from flat_jax import pipeline
+from flat_jax.attacks.bridge import PredictionBridge, bucket_sizes
+from flat_jax.attacks.pairs import replaced_pairs
+from flat_jax.config import preset
+from flat_jax.data.datasets import load_dataset
+from flat_jax.data.vocab import PAD_ID
+from flat_jax.training.artifacts import load_trained
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shared_data):
+  workdir = tmp_path_factory.mktemp("bridge")
+  c = preset("sst2", "cnn")
+  c.mode = "flat"
+  c.data.train_limit = 400
+  c.data.test_limit = 100
+  c.train.epochs = 1
+  pipeline.run(c, workdir)
+  return load_trained(workdir), load_dataset(c.data).test.texts[:60]
+
+
+def test_bridge_matches_a_direct_model_call(trained):
+  model, texts = trained
+  bridge = PredictionBridge.from_trained(model)
+  probs = bridge(texts)
+  ids, _ = model.vocab.encode_batch(texts, model.config.data.max_length)
+  direct = np.asarray(__import__("jax").nn.softmax(model.apply(ids, deterministic=True)["logits"]))
+  np.testing.assert_allclose(probs, direct, atol=1e-6)
+  assert probs.shape == (60, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_bucketing_bounds_compiles_and_cache_counts(trained):
+  model, texts = trained
+  bridge = PredictionBridge.from_trained(model, max_batch=32)
+  for n in (1, 3, 7, 20, 33, 60):
+    bridge(texts[:n])
+  assert bridge.model_calls == 60                   # every later call hit the cache
+  bridge([t + " really" for t in texts[:5]] + texts[:5])
+  assert bridge.model_calls == 65 and bridge.queries == 1 + 3 + 7 + 20 + 33 + 60 + 10
+  assert bridge.compiled_shapes() <= len(bucket_sizes(50, 8)) * len(bucket_sizes(32, 1))
+
+
+def test_bridge_is_thread_safe(trained):
+  model, texts = trained
+  bridge = PredictionBridge.from_trained(model)
+  expected = PredictionBridge.from_trained(model)(texts)
+  results = {}
+
+  def work(k):
+    results[k] = bridge(texts[k::4] + texts[:3])
+
+  threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+  [t.start() for t in threads]
+  [t.join() for t in threads]
+  for k in range(4):
+    np.testing.assert_allclose(results[k], np.concatenate([expected[k::4], expected[:3]]), atol=1e-6)
+
+
+def test_bucket_sizes():
+  assert bucket_sizes(50, 8) == (8, 16, 32, 50)
+  assert bucket_sizes(15, 8) == (8, 15)
+  assert bucket_sizes(128, 1)[-1] == 128
+
+
+def test_replaced_pairs_by_position():
+  assert replaced_pairs("a very bad sign", "a very wicked sign") == [(2, "bad", "wicked")]
+  assert replaced_pairs("It's a treat!", "it 's a cure !") == [(3, "treat", "cure")]
+  assert replaced_pairs("the film is great", "the film is truly great") == []
+  assert replaced_pairs("the film was great fun", "the movie great fun") == []   # 2 words -> 1
+  assert replaced_pairs("one two three four", "one TWO three five") == [(3, "four", "five")]
