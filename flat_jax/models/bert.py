@@ -203,13 +203,14 @@ class BertEncoder(nn.Module):
   def __call__(self, ids, attention_mask=None, token_type_ids=None, *, deterministic: bool = True):
     """Returns (last hidden states (B, L, H), pooled (B, H)). The attention mask defaults to
     ids != pad_id (HF's default is all ones)."""
-    attention_mask = _attention_mask(ids, attention_mask, self.config.pad_id)
+    attention_mask = padding_attention_mask(ids, attention_mask, self.config.pad_id)
     embedded = self.embed(self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic)
     hidden = self.encode(embedded, attention_mask, deterministic=deterministic)
     return hidden, self.pool(hidden)
 
 
-def _attention_mask(ids, attention_mask, pad_id):
+def padding_attention_mask(ids, attention_mask, pad_id):
+  """The given (B, L) mask as bool, or by default every non-padding piece."""
   return (ids != pad_id) if attention_mask is None else attention_mask.astype(bool)
 
 

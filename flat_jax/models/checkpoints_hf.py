@@ -79,19 +79,30 @@ def _weight_files(directory: pathlib.Path) -> list[pathlib.Path]:
   raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin (nor a sharded index)")
 
 
+def _torch_to_numpy(tensors) -> dict[str, np.ndarray]:
+  return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in tensors.items()}
+
+
+def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+  from safetensors.numpy import load_file
+  try:
+    return load_file(str(path))
+  except TypeError:    # numpy has no bfloat16: read through torch, which does
+    from safetensors.torch import load_file as load_torch
+    return _torch_to_numpy(load_torch(str(path)))
+
+
 def read_state_dict(directory) -> dict[str, np.ndarray]:
   """Every tensor of the checkpoint as a float32 (or integer) numpy array, by its PyTorch name."""
   state: dict[str, np.ndarray] = {}
   for path in _weight_files(pathlib.Path(directory)):
     if path.suffix == ".safetensors":
-      from safetensors.numpy import load_file
-      tensors = load_file(str(path))
+      tensors = _read_safetensors(path)
     else:
       import torch   # only for pickled PyTorch checkpoints
-      loaded = torch.load(path, map_location="cpu", weights_only=True)
-      tensors = {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in loaded.items()}
+      tensors = _torch_to_numpy(torch.load(path, map_location="cpu", weights_only=True))
     for name, array in tensors.items():
-      if np.issubdtype(array.dtype, np.floating):
+      if jnp.issubdtype(array.dtype, jnp.floating):    # also ml_dtypes' bfloat16, which numpy's misses
         array = array.astype(np.float32)
       state[name] = array
   return state
@@ -324,7 +335,7 @@ def convert_state_dict(arch, state_dict: dict[str, np.ndarray], source: str = "c
 
   if optional and optional_missing:
     log.info("%s: no pooler in the checkpoint; it is freshly initialised", source)
-    fresh = _flatten(encoder.init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))["params"])
+    fresh = _flatten(jax.jit(encoder.init)(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32))["params"])
     flat_optional = {e.path: np.asarray(fresh[e.path]) for e in optional}
   flat.update(flat_optional)
 
@@ -370,7 +381,7 @@ def init_classifier_params(model, pretrained: dict, rng, *, length: int = 8) -> 
   """The classifier's params: the pretrained encoder (and head parts that fit), the rest (a head
   the checkpoint lacks or with another number of classes, the word mask) freshly initialised."""
   ids = jnp.full((1, length), model.config.cls_id, jnp.int32)
-  fresh = model.init({"params": rng}, ids, deterministic=True)["params"]
+  fresh = jax.jit(lambda r: model.init({"params": r}, ids, deterministic=True))(rng)["params"]
   fresh_shapes = jax.tree.map(jnp.shape, fresh["encoder"])
   if jax.tree.map(jnp.shape, pretrained["encoder"]) != fresh_shapes:
     raise CheckpointError("the pretrained encoder params do not fit the classifier's encoder")

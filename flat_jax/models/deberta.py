@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flat_jax.models.bert import (activation, dense, layer_norm, masked_encoding,
-                                  piece_keep_probability, _attention_mask)
+                                  piece_keep_probability, padding_attention_mask)
 from flat_jax.models.word_mask import WordMask
 
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
@@ -371,7 +371,7 @@ class DebertaEncoder(nn.Module):
 
   def __call__(self, ids, attention_mask=None, token_type_ids=None, *, deterministic: bool = True):
     """Last hidden states (B, L, H). The attention mask defaults to ids != pad_id."""
-    attention_mask = _attention_mask(ids, attention_mask, self.config.pad_id)
+    attention_mask = padding_attention_mask(ids, attention_mask, self.config.pad_id)
     embedded = self.embed(self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic)
     return self.encode(embedded, attention_mask, deterministic=deterministic)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import transformers
 
-from flat_jax.models.bert import (BertClassifier, BertConfig, BertEncoder, real_token_mask, word_ids_from_pieces,
+from flat_jax.models.bert import (BertClassifier, BertConfig, real_token_mask, word_ids_from_pieces,
                                   word_max)
-from flat_jax.models.checkpoints_hf import init_classifier_params, load_hf_checkpoint
+from flat_jax.models.checkpoints_hf import load_hf_checkpoint
 from flat_jax.models.word_mask import WordMask
 from hf_reference import FORMATS, max_abs_diff, padded_batch, perturb_, save, torch_ids
 
@@ -43,13 +43,11 @@ def test_parity_with_hf_bert(hf_bert, fmt, tmp_path):
     ref = hf_bert.bert(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types)
     ref_logits = hf_bert(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types).logits
 
-  hidden, pooled = BertEncoder(arch).apply({"params": pretrained["encoder"]}, jnp.asarray(ids),
-                                           jnp.asarray(mask), jnp.asarray(token_types))
   model = BertClassifier(arch, 3)
-  params = init_classifier_params(model, pretrained, jax.random.PRNGKey(0))
-  logits = jax.jit(lambda p, i, t: model.apply({"params": p}, i, token_type_ids=t)["logits"])(
-      params, ids, token_types)
-
+  assert set(pretrained) == {"encoder", "classifier"}
+  forward = lambda m, i, t: (*m.encoder(i, None, t), m(i, token_type_ids=t)["logits"])
+  hidden, pooled, logits = jax.jit(lambda p, i, t: model.apply({"params": p}, i, t, method=forward))(
+      pretrained, ids, token_types)
   diffs = {"hidden": max_abs_diff(hidden, ref.last_hidden_state.numpy(), mask),
            "pooled": max_abs_diff(pooled, ref.pooler_output.numpy()),
            "logits": max_abs_diff(logits, ref_logits.numpy())}
@@ -62,10 +60,11 @@ def test_parity_with_hf_bert(hf_bert, fmt, tmp_path):
 @pytest.fixture(scope="module")
 def masked_model():
   arch = BertConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=24,
-                    max_position=32, hidden_dropout=0.0, attention_dropout=0.0, cls_id=CLS, sep_id=SEP)
+                    max_position=32, hidden_dropout=0.0, attention_dropout=0.0, initializer_range=0.5,
+                    cls_id=CLS, sep_id=SEP)
   model = BertClassifier(arch, 2, WordMask(hidden=8))
   ids, _ = padded_batch(50, [10, 6, 8], cls_id=CLS, sep_id=SEP, seed=1)
-  params = model.init(jax.random.PRNGKey(0), jnp.asarray(ids))["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.asarray(ids))["params"]
   return model, params, jnp.asarray(ids)
 
 
@@ -78,14 +77,17 @@ def _by_hand(m, ids, mask_values, attention_mask):
 
 def test_inference_scales_embeddings_by_keep_probability_and_keeps_attention(masked_model):
   model, params, ids = masked_model
-  out = model.apply({"params": params}, ids, deterministic=True)
-  keep = model.apply({"params": params}, ids, method=model.piece_importance)
-  np.testing.assert_allclose(out["keep_prob"], keep, rtol=1e-6)
   real = real_token_mask(ids, model.config)
+  def run(p):
+    out = model.apply({"params": p}, ids, deterministic=True)
+    keep = model.apply({"params": p}, ids, method=model.piece_importance)
+    expected = model.apply({"params": p}, ids, method=lambda m, ids: _by_hand(
+        m, ids, jnp.where(real, keep, 1.0), ids != 0))
+    return out, keep, expected
+  out, keep, expected = jax.jit(run)(params)
+  np.testing.assert_allclose(out["keep_prob"], keep, rtol=1e-6)
   np.testing.assert_array_equal(out["token_mask"], real)
   assert not bool(real[:, 0].any())    # [CLS] is no word
-  expected = model.apply({"params": params}, ids, method=lambda m, ids: _by_hand(
-      m, ids, jnp.where(real, keep, 1.0), ids != 0))
   np.testing.assert_allclose(out["logits"], expected, atol=1e-6)
 
 
@@ -140,7 +142,7 @@ def test_word_importance_gradient_reaches_the_mask(masked_model):
   def loss(p):
     keep = model.apply({"params": p}, ids, method=model.piece_importance)
     return jnp.sum(word_max(keep, word_ids, ids.shape[1]))
-  grads = jax.grad(loss)(params)
+  grads = jax.jit(jax.grad(loss))(params)
   assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads["word_mask"]))
 
 
@@ -157,12 +159,15 @@ def test_no_mask_means_no_keep_prob_and_unit_importance():
   arch = BertConfig(vocab_size=30, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=8, max_position=16)
   model = BertClassifier(arch, 2)
   ids = jnp.array([[101, 5, 6, 102, 0]])
-  params = model.init(jax.random.PRNGKey(0), ids)["params"]
+  def run(rng):
+    params = model.init(rng, ids)["params"]
+    return params, model.apply({"params": params}, ids), model.apply({"params": params}, ids,
+                                                                     method=model.piece_importance)
+  params, out, importance = jax.jit(run)(jax.random.PRNGKey(0))
   assert set(params) == {"encoder", "classifier"}
-  out = model.apply({"params": params}, ids)
   assert set(out) == {"logits", "token_mask"}
   np.testing.assert_array_equal(out["token_mask"], [[False, True, True, False, False]])
-  np.testing.assert_array_equal(model.apply({"params": params}, ids, method=model.piece_importance), 1.0)
+  np.testing.assert_array_equal(importance, 1.0)
 
 
 def test_config_from_hf_rejects_relative_positions():
