@@ -73,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.attack.workers = 1
   c.attack.query_budget = 0
   c.attack.keep = "successful"
+  c.attack.synonym_vectors = ""     # counter-fitted-vectors.txt; empty = offline synonym space
+  c.attack.masked_lm = ""           # masked-LM directory for BAE and Clare (none offline)
+  c.attack.hownet_candidates = ""   # TextAttack's HowNet candidate bank (PSO); empty = WordNet
 
   c.eval = ml_collections.ConfigDict()
   c.eval.attacks = ("textfooler",)

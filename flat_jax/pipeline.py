@@ -51,8 +51,8 @@ def _check_supported(config) -> None:
   if config.model.name in ("bert", "deberta"):
     raise RunError(f"model.name={config.model.name}: the transformer encoders are not built yet "
                    f"(issue: Flax BERT and DeBERTa encoders). Use lstm or cnn.")
-  if config.stage not in ("all", "train"):
-    raise RunError(f"stage={config.stage} is not built yet; use stage=all or stage=train.")
+  if config.stage == "report":
+    raise RunError("stage=report is not built yet; use stage=all, train or attack.")
   if config.mode != "base":
     logging.warning("mode=%s: adversarial rounds are not built yet, so this trains the %s objective "
                     "on clean data only (no adversarial twins, L_imp inactive)", config.mode, config.mode)
@@ -95,6 +95,8 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   _check_supported(config)
+  if config.stage in ("attack", "evaluate"):
+    return evaluate_attacks(config, workdir)
   workdir, finished = prepare_workdir(config, workdir)
   if finished is not None:
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
@@ -169,4 +171,33 @@ def run(config, workdir) -> dict:
   write_results(workdir, results)
   logging.info("%s %s %s: dev %.2f (epoch %d), test %.2f", config.data.name, config.model.name,
                config.mode, fitted.best_dev_accuracy, fitted.best_epoch, test_acc)
+  return results
+
+
+def evaluate_attacks(config, workdir) -> dict:
+  """After-attack figures of the workdir's trained model on the first eval.num_examples test
+  examples, for every recipe in eval.attacks; records in DIR/attacks/test_<recipe>.jsonl."""
+  from flat_jax.attacks.generate import AttackJob, attack_examples, summarize
+  workdir = pathlib.Path(workdir)
+  results = read_results(workdir)
+  if not results.get("model_stage"):
+    raise RunError(f"{workdir}: no trained model to attack; train first (stage=all or train)")
+  trained_config = json.loads((workdir / "config.json").read_text())
+  data_config = config.data.copy_and_resolve_references()
+  for key in ("name", "path", "max_length", "min_freq", "dev_size"):
+    data_config[key] = trained_config["data"][key]
+  dataset = load_dataset(data_config, seed=trained_config["seed"])
+  count = min(config.eval.num_examples or len(dataset.test), len(dataset.test))
+  for recipe in config.eval.attacks:
+    t0 = time.perf_counter()
+    job = AttackJob(str(workdir), recipe, results["model_stage"], config.seed,
+                    config.attack.synonym_vectors, config.attack.masked_lm,
+                    config.attack.hownet_candidates, config.attack.query_budget)
+    records = attack_examples(job, dataset.test.texts, dataset.test.labels,
+                              workdir / "attacks" / f"test_{recipe}.jsonl", workers=config.attack.workers,
+                              indices=range(count), desc=f"{recipe} on test")
+    results.setdefault("after_attack", {})[recipe] = summarize(records)
+    results.setdefault("timings_s", {})[f"attack_test_{recipe}"] = time.perf_counter() - t0
+    write_results(workdir, results)
+    logging.info("%s after %s: %s", workdir, recipe, results["after_attack"][recipe])
   return results

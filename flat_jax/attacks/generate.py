@@ -1,0 +1,198 @@
+"""Attack a list of examples with a recipe: parallel worker processes, resumable JSON lines.
+
+Each worker process loads the trained model from its workdir into its own bridge, builds the
+recipe, and attacks the examples it pulls from a shared queue. Results are appended to a JSON-lines
+file as they arrive; a re-run skips the indices already there (a line cut short by a kill is
+dropped and redone). Randomised searches are seeded per example, so the set does not depend on how
+many workers there are or which worker took which example.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing as mp
+import pathlib
+import queue as queue_lib
+import random
+import time
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from flat_jax.attacks.pairs import aligned_tokens, replaced_pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackJob:
+  model_dir: str           # workdir of the trained model (config.json, vocab.json, checkpoints)
+  recipe: str
+  stage: str = ""          # checkpoint stage; empty = the run's final model
+  seed: int = 1111
+  synonym_vectors: str = ""
+  masked_lm: str = ""
+  hownet_candidates: str = ""
+  query_budget: int = 0
+
+
+def read_records(path) -> dict[int, dict]:
+  """Records already written, by example index; a truncated last line is ignored."""
+  path = pathlib.Path(path)
+  records = {}
+  if not path.exists():
+    return records
+  for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    records[record["index"]] = record
+  return records
+
+
+def _record(index: int, label: int, result) -> dict:
+  from textattack.attack_results import FailedAttackResult, SkippedAttackResult
+  original = result.original_result.attacked_text.text
+  perturbed = result.perturbed_result.attacked_text.text
+  status = ("skipped" if isinstance(result, SkippedAttackResult)
+            else "failed" if isinstance(result, FailedAttackResult) else "successful")
+  pairs = replaced_pairs(original, perturbed) if status != "skipped" else []
+  words = max(1, len(aligned_tokens(original, perturbed)[0]))
+  return {"index": index, "label": label, "status": status, "original": original,
+          "perturbed": perturbed, "queries": int(result.perturbed_result.num_queries),
+          "original_output": int(result.original_result.output),
+          "perturbed_output": int(result.perturbed_result.output),
+          "replaced": [list(p) for p in pairs], "perturbed_fraction": len(pairs) / words}
+
+
+class _Attacker:
+  """Model + recipe in one process."""
+
+  def __init__(self, job: AttackJob):
+    from flat_jax.attacks import resources
+    resources.prepare_textattack_environment()
+    from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
+    from flat_jax.attacks.recipes import AttackResources, build_attack
+    from flat_jax.training.artifacts import load_trained
+    self.job = job
+    self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None))
+    res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget)
+    self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res)
+
+  def __call__(self, index: int, text: str, label: int) -> dict:
+    # per-example seeds: the same result whichever worker attacks this example
+    random.seed(self.job.seed + index)
+    np.random.seed((self.job.seed + index) % 2**32)
+    import torch
+    torch.manual_seed(self.job.seed + index)
+    return _record(index, label, self.attack.attack(text, label))
+
+
+def _worker(job: AttackJob, tasks, results) -> None:
+  logging.getLogger().setLevel(logging.WARNING)
+  try:
+    attacker = _Attacker(job)
+  except Exception as e:  # report and stop: the parent raises it
+    results.put(("error", f"{type(e).__name__}: {e}"))
+    return
+  while True:
+    task = tasks.get()
+    if task is None:
+      return
+    try:
+      results.put(("record", attacker(*task)))
+    except Exception as e:
+      results.put(("error", f"example {task[0]}: {type(e).__name__}: {e}"))
+      return
+
+
+def summarize(records: Sequence[dict]) -> dict:
+  """After-attack figures as results.json holds them (accuracies in percent)."""
+  n = len(records)
+  successful = [r for r in records if r["status"] == "successful"]
+  failed = [r for r in records if r["status"] == "failed"]
+  attacked = successful + failed
+  return {"num_examples": n,
+          "accuracy": 100.0 * len(failed) / n if n else 0.0,
+          "original_accuracy": 100.0 * len(attacked) / n if n else 0.0,
+          "success_rate": 100.0 * len(successful) / len(attacked) if attacked else 0.0,
+          "avg_queries": float(np.mean([r["queries"] for r in attacked])) if attacked else 0.0,
+          "avg_perturbed_fraction": float(np.mean([r["perturbed_fraction"] for r in successful]))
+          if successful else 0.0}
+
+
+def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int], out_path, *,
+                    workers: int = 1, indices: Sequence[int] | None = None,
+                    desc: str = "attack") -> list[dict]:
+  """Attacks texts[i] for i in indices (default all); returns the records sorted by index."""
+  out_path = pathlib.Path(out_path)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  indices = list(range(len(texts))) if indices is None else list(indices)
+  done = read_records(out_path)
+  if done and out_path.exists():   # rewrite without a possibly truncated last line
+    out_path.write_text("".join(json.dumps(done[i]) + "\n" for i in sorted(done)), encoding="utf-8")
+  todo = [i for i in indices if i not in done]
+  if todo:
+    logging.info("%s: %d examples to attack (%d already in %s), %d worker(s)", desc, len(todo),
+                 len(indices) - len(todo), out_path, workers)
+    _run(job, [(i, texts[i], int(labels[i])) for i in todo], out_path, workers, desc, done, len(indices))
+  records = read_records(out_path)
+  return [records[i] for i in indices]
+
+
+def _run(job, tasks, out_path, workers, desc, done, total):
+  bar = tqdm(total=total, initial=total - len(tasks), desc=desc, disable=None, mininterval=2.0)
+  counts = {"successful": 0, "failed": 0, "skipped": 0}
+  queries = []
+  start = time.perf_counter()
+
+  def add(record, f):
+    f.write(json.dumps(record) + "\n")
+    f.flush()
+    counts[record["status"]] += 1
+    if record["status"] != "skipped":
+      queries.append(record["queries"])
+    attacked = counts["successful"] + counts["failed"]
+    bar.set_postfix(success=f"{100 * counts['successful'] / max(1, attacked):.0f}%",
+                    queries=f"{np.mean(queries) if queries else 0:.0f}")
+    bar.update(1)
+
+  with open(out_path, "a", encoding="utf-8") as f:
+    if workers <= 1:
+      attacker = _Attacker(job)
+      for task in tasks:
+        add(attacker(*task), f)
+    else:
+      ctx = mp.get_context("spawn")   # JAX is not fork-safe
+      task_queue, result_queue = ctx.Queue(), ctx.Queue()
+      for task in tasks:
+        task_queue.put(task)
+      for _ in range(workers):
+        task_queue.put(None)
+      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue), daemon=True)
+               for _ in range(workers)]
+      for p in procs:
+        p.start()
+      try:
+        received = 0
+        while received < len(tasks):
+          try:
+            kind, payload = result_queue.get(timeout=5)
+          except queue_lib.Empty:
+            if not any(p.is_alive() for p in procs):
+              raise RuntimeError(f"{desc}: all attack workers exited early")
+            continue
+          if kind == "error":
+            raise RuntimeError(f"{desc}: attack worker failed: {payload}")
+          add(payload, f)
+          received += 1
+      finally:
+        for p in procs:
+          if p.is_alive():
+            p.terminate()
+          p.join(timeout=10)
+  bar.close()
+  elapsed = time.perf_counter() - start
+  logging.info("%s: %d attacked in %.0f s (%.2f ex/s): %s", desc, len(tasks), elapsed,
+               len(tasks) / max(elapsed, 1e-9), counts)

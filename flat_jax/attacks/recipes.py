@@ -1,0 +1,182 @@
+"""The eight attacks of the paper, built from TextAttack components with offline resources.
+
+Settings are those of TextAttack's stock recipes (textattack/attack_recipes/*); where a stock
+component needs a download, the offline substitute from flat_jax.attacks.resources is used and the
+difference is listed in OFFLINE_SUBSTITUTES (also in the README).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from flat_jax.attacks import resources
+
+RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae")
+
+OFFLINE_SUBSTITUTES = {
+    "textfooler": "counter-fitted synonym space built from GloVe 50-d + WordNet (cos >= calibrated "
+                  "threshold instead of 0.5); USE -> numpy port of multilingual USE v3; POS -> spaCy",
+    "pwws": "none (WordNet 3.0 from Debian; stopwords from scikit-learn's list)",
+    "gene": "synonym space as TextFooler (MSE <= 0.5 on unit vectors = cos >= 0.75 -> calibrated "
+            "threshold); Google 1B LM constraint -> sentence-encoder similarity",
+    "iga": "synonym space as TextFooler (MSE <= 0.5 -> calibrated cosine threshold)",
+    "pso": "HowNet sememe candidates -> WordNet synonyms (a user's HowNet candidate file is used "
+           "when attack.hownet_candidates is set)",
+    "clare": "DistilRoBERTa -> the masked LM at attack.masked_lm (required); the merge step's "
+             "flair POS tagger -> spaCy",
+    "bae": "BERT MLM -> the masked LM at attack.masked_lm (required); USE and POS as TextFooler",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackResources:
+  """Paths of the standard resources a user may have; empty = offline substitute."""
+  synonym_vectors: str = ""        # counter-fitted-vectors.txt
+  masked_lm: str = ""              # a Hugging Face masked-LM directory (BAE, Clare)
+  hownet_candidates: str = ""      # TextAttack's word_candidates_sense.pkl (PSO)
+  query_budget: int = 0
+
+  @classmethod
+  def from_config(cls, attack_config) -> "AttackResources":
+    return cls(attack_config.synonym_vectors, attack_config.masked_lm,
+               attack_config.hownet_candidates, attack_config.query_budget)
+
+
+def _embedding_threshold(res: AttackResources, official: float) -> float:
+  return official if res.synonym_vectors else resources.SYNONYM_MIN_COS
+
+
+def build_attack(name: str, model_wrapper, res: AttackResources = AttackResources()):
+  """A textattack.Attack for `name` against `model_wrapper`. Call
+  resources.prepare_textattack_environment() first."""
+  import textattack
+  from textattack.constraints.overlap import MaxWordsPerturbed
+  from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
+  from textattack.constraints.semantics import WordEmbeddingDistance
+  from textattack.goal_functions import UntargetedClassification
+  from textattack.search_methods import (AlzantotGeneticAlgorithm, GreedySearch, GreedyWordSwapWIR,
+                                         ImprovedGeneticAlgorithm, ParticleSwarmOptimization)
+  from textattack.transformations import (CompositeTransformation, WordInsertionMaskedLM,
+                                          WordMergeMaskedLM, WordSwapEmbedding, WordSwapMaskedLM,
+                                          WordSwapWordNet)
+
+  if name not in RECIPES:
+    raise ValueError(f"unknown attack recipe {name!r}; choose from {', '.join(RECIPES)}")
+  goal = UntargetedClassification(model_wrapper, query_budget=res.query_budget or float("inf"))
+
+  def synonym_space():
+    return resources.load_synonym_embedding(res.synonym_vectors or None)
+
+  if name == "textfooler":
+    embedding = synonym_space()
+    from textattack.attack_recipes.textfooler_jin_2019 import TextFoolerJin2019
+    stopwords = _textfooler_stopwords(TextFoolerJin2019)
+    constraints = [RepeatModification(), StopwordModification(stopwords=stopwords),
+                   WordEmbeddingDistance(embedding=embedding,
+                                         min_cos_sim=_embedding_threshold(res, 0.5)),
+                   resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
+                   resources.OfflineSentenceEncoder(threshold=0.840845057, metric="angular",
+                                                    compare_against_original=False, window_size=15,
+                                                    skip_text_shorter_than_window=True)]
+    return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=50, embedding=embedding),
+                             GreedyWordSwapWIR(wir_method="delete"))
+  if name == "pwws":
+    return textattack.Attack(goal, [RepeatModification(), StopwordModification()], WordSwapWordNet(),
+                             GreedyWordSwapWIR("weighted-saliency"))
+  if name == "gene":
+    embedding = synonym_space()
+    constraints = [RepeatModification(), StopwordModification(), MaxWordsPerturbed(max_percent=0.2),
+                   WordEmbeddingDistance(embedding=embedding, compare_against_original=False,
+                                         **({"max_mse_dist": 0.5} if res.synonym_vectors else
+                                            {"min_cos_sim": resources.SYNONYM_MIN_COS})),
+                   resources.OfflineSentenceEncoder(threshold=0.840845057, metric="angular",
+                                                    compare_against_original=False, window_size=15,
+                                                    skip_text_shorter_than_window=True)]
+    return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=8, embedding=embedding),
+                             AlzantotGeneticAlgorithm(pop_size=60, max_iters=20, post_crossover_check=False))
+  if name == "iga":
+    embedding = synonym_space()
+    constraints = [StopwordModification(), MaxWordsPerturbed(max_percent=0.2),
+                   WordEmbeddingDistance(embedding=embedding, compare_against_original=False,
+                                         **({"max_mse_dist": 0.5} if res.synonym_vectors else
+                                            {"min_cos_sim": resources.SYNONYM_MIN_COS}))]
+    return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=50, embedding=embedding),
+                             ImprovedGeneticAlgorithm(pop_size=60, max_iters=20,
+                                                      max_replace_times_per_index=5,
+                                                      post_crossover_check=False))
+  if name == "pso":
+    transformation = (_hownet_swap(res.hownet_candidates) if res.hownet_candidates
+                      else WordSwapWordNet())
+    return textattack.Attack(goal, [RepeatModification(), StopwordModification()], transformation,
+                             ParticleSwarmOptimization(pop_size=60, max_iters=20))
+  masked_lm, tokenizer = resources.load_masked_lm(res.masked_lm)
+  if name == "clare":
+    transformation = CompositeTransformation([
+        WordSwapMaskedLM(method="bae", masked_language_model=masked_lm, tokenizer=tokenizer,
+                         max_candidates=50, min_confidence=5e-4),
+        WordInsertionMaskedLM(masked_language_model=masked_lm, tokenizer=tokenizer,
+                              max_candidates=50, min_confidence=0.0),
+        _spacy_merge_masked_lm(WordMergeMaskedLM)(masked_language_model=masked_lm, tokenizer=tokenizer,
+                                                  max_candidates=50, min_confidence=5e-3)])
+    constraints = [RepeatModification(), StopwordModification(),
+                   resources.OfflineSentenceEncoder(threshold=0.7, metric="cosine",
+                                                    compare_against_original=True, window_size=15,
+                                                    skip_text_shorter_than_window=True)]
+    return textattack.Attack(goal, constraints, transformation, GreedySearch())
+  # bae
+  from textattack.attack_recipes.bae_garg_2019 import BAEGarg2019
+  transformation = WordSwapMaskedLM(method="bae", masked_language_model=masked_lm, tokenizer=tokenizer,
+                                    max_candidates=50, min_confidence=0.0)
+  constraints = [RepeatModification(), StopwordModification(),
+                 resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
+                 resources.OfflineSentenceEncoder(threshold=0.936338023, metric="cosine",
+                                                  compare_against_original=True, window_size=15,
+                                                  skip_text_shorter_than_window=True)]
+  return BAEGarg2019(goal, constraints, transformation, GreedyWordSwapWIR(wir_method="delete"))
+
+
+def _textfooler_stopwords(recipe_cls) -> set[str]:
+  """TextFooler's own stopword list, read from the stock recipe's source (it is a literal there)."""
+  import ast
+  import inspect
+  tree = ast.parse(inspect.getsource(inspect.getmodule(recipe_cls)))
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "set" and node.args and isinstance(
+        node.args[0], ast.List) and len(node.args[0].elts) > 100:
+      return {elt.value for elt in node.args[0].elts}
+  raise RuntimeError("TextFooler stopword list not found in textattack's recipe")
+
+
+def _hownet_swap(path: str):
+  import pickle
+
+  from textattack.transformations import WordSwapHowNet
+
+  class UserHowNetSwap(WordSwapHowNet):
+    def __init__(self, candidates_file):
+      with open(candidates_file, "rb") as f:
+        self.candidates_bank = pickle.load(f)
+      self.max_candidates = -1
+      self.pos_dict = {"ADJ": "adj", "NOUN": "noun", "ADV": "adv", "VERB": "verb"}
+
+  return UserHowNetSwap(path)
+
+
+def _spacy_merge_masked_lm(base):
+  """Clare's merge transformation with its part-of-speech tags from spaCy: the stock one tags with
+  flair's upos model, which is a hub download."""
+  from textattack.transformations.word_merges.word_merge_masked_lm import find_merge_index
+
+  class SpacyWordMergeMaskedLM(base):
+    def _get_transformations(self, current_text, indices_to_modify):
+      tags = resources.spacy_tags(current_text.words, tagset="upos")
+      merge_indices = find_merge_index(tags)
+      transformed = []
+      for index, candidates in zip(merge_indices, self._get_merged_words(current_text, merge_indices)):
+        for word in candidates:
+          word = word.strip("Ġ")
+          if word != current_text.words[index] and any(c.isalpha() for c in word):
+            transformed.append(current_text.delete_word_at_index(index + 1)
+                               .replace_word_at_index(index, word))
+      return transformed
+
+  return SpacyWordMergeMaskedLM
