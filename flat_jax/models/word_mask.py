@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-KEEP = 1
+DROP, KEEP = 0, 1
 
 
 def binary_entropy(p, eps: float = 1e-6):
@@ -40,17 +40,24 @@ class WordMask(nn.Module):
     return self.logit_layer(jnp.tanh(self.hidden_layer(embedded)))
 
   def keep_probability(self, embedded):
-    return jax.nn.softmax(self.logits(embedded), axis=-1)[..., KEEP]
+    return _keep_probability(self.logits(embedded))
 
   def __call__(self, embedded, *, deterministic: bool):
     """Returns (masked embeddings, keep-probabilities, the mask values applied)."""
     logits = self.logits(embedded)
-    keep_prob = jax.nn.softmax(logits, axis=-1)[..., KEEP]
+    keep_prob = _keep_probability(logits)
     if deterministic:
       mask = keep_prob
     else:
       gumbel = jax.random.gumbel(self.make_rng("mask"), logits.shape, logits.dtype)
-      soft = jax.nn.softmax((logits + gumbel) / self.temperature, axis=-1)
-      hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), 2, dtype=soft.dtype)
-      mask = (hard - jax.lax.stop_gradient(soft) + soft)[..., KEEP]   # straight-through
+      margin = (logits[..., KEEP] + gumbel[..., KEEP] - logits[..., DROP] - gumbel[..., DROP])
+      soft = jax.nn.sigmoid(margin / self.temperature)     # the keep entry of the Gumbel softmax
+      hard = (margin > 0).astype(soft.dtype)
+      mask = hard - jax.lax.stop_gradient(soft) + soft      # straight-through
     return embedded * mask[..., None], keep_prob, mask
+
+
+def _keep_probability(logits):
+  # softmax over two logits, written as a sigmoid of their difference: XLA's 2-wide softmax rounds
+  # differently with the batch shape, which made N-device runs drift from 1-device runs
+  return jax.nn.sigmoid(logits[..., KEEP] - logits[..., DROP])
