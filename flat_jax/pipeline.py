@@ -27,6 +27,10 @@ from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
 
 
+# bins of the global-importance histogram: near 0, low, around 0.5, high, near 1
+IMPORTANCE_BINS = (0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0)
+
+
 class RunError(RuntimeError):
   pass
 
@@ -165,9 +169,8 @@ def run(config, workdir) -> dict:
     phi = np.asarray(jax.device_get(model.apply({"params": fitted.best_params},
                                                 np.arange(2, len(vocab))[None], method=model.importance)))[0]
     np.save(workdir / "importance.npy", phi)
-    results["importance_histogram"] = {
-        "edges": [0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0],
-        "counts": np.histogram(phi, bins=[0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0])[0].tolist()}
+    results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),
+                                       "counts": np.histogram(phi, bins=IMPORTANCE_BINS)[0].tolist()}
   write_results(workdir, results)
   logging.info("%s %s %s: dev %.2f (epoch %d), test %.2f", config.data.name, config.model.name,
                config.mode, fitted.best_dev_accuracy, fitted.best_epoch, test_acc)
