@@ -160,12 +160,17 @@ def bert_entries(c: BertConfig) -> list[Entry]:
     f, h = (f"layers_{i}",), f"encoder.layer.{i}."
     for part in ("query", "key", "value"):
       e += _dense(f + ("attention", part), h + "attention.self." + part)
-    e += _dense(f + ("attention_output",), h + "attention.output.dense")
-    e += _norm(f + ("attention_norm",), h + "attention.output.LayerNorm")
-    e += _dense(f + ("intermediate",), h + "intermediate.dense")
-    e += _dense(f + ("output",), h + "output.dense")
-    e += _norm(f + ("output_norm",), h + "output.LayerNorm")
+    e += _layer_after_attention(f, h)
   return e
+
+
+def _layer_after_attention(f: tuple, h: str) -> list[Entry]:
+  """Attention output, feed-forward and their LayerNorms: named alike in BERT and DeBERTa."""
+  return (_dense(f + ("attention_output",), h + "attention.output.dense")
+          + _norm(f + ("attention_norm",), h + "attention.output.LayerNorm")
+          + _dense(f + ("intermediate",), h + "intermediate.dense")
+          + _dense(f + ("output",), h + "output.dense")
+          + _norm(f + ("output_norm",), h + "output.LayerNorm"))
 
 
 def bert_optional_entries(c: BertConfig) -> list[Entry]:
@@ -211,11 +216,7 @@ def deberta_entries(c: DebertaConfig) -> list[Entry]:
         e += _dense(att + ("pos_key",), hatt + "pos_key_proj")
       if relative and not c.share_att_key and "p2c" in c.pos_att_type:
         e += _dense(att + ("pos_query",), hatt + "pos_query_proj")
-    e += _dense(f + ("attention_output",), h + "attention.output.dense")
-    e += _norm(f + ("attention_norm",), h + "attention.output.LayerNorm")
-    e += _dense(f + ("intermediate",), h + "intermediate.dense")
-    e += _dense(f + ("output",), h + "output.dense")
-    e += _norm(f + ("output_norm",), h + "output.LayerNorm")
+    e += _layer_after_attention(f, h)
   return e
 
 
