@@ -57,10 +57,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 64
   c.train.learning_rate = 0.01
   c.train.optimizer = "adam"
+  c.train.schedule = "constant"     # or "linear": decay to 0 over each stage's real number of steps
   c.train.weight_decay = 0.0
   c.train.grad_clip = 0.0     # global-norm clip; 0 = off
   c.train.eval_batch_size = 256
   c.train.steps_limit = 0     # stop an epoch after this many steps (smoke runs); 0 = full epochs
+  c.train.round_epochs = 0    # epochs of each adversarial round's retraining; 0 = train.epochs
 
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1
@@ -69,10 +71,11 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.attack = ml_collections.ConfigDict()
   c.attack.recipe = "textfooler"
-  c.attack.num_examples = 0   # 0 = the paper's default for the dataset
+  c.attack.num_examples = 0   # training examples attacked per round (seeded sample); 0 = all
   c.attack.workers = 1
   c.attack.query_budget = 0
-  c.attack.keep = "successful"
+  c.attack.keep = "successful"     # or "perturbed": every result with a changed text (the authors)
+  c.attack.grow_vocab = True        # substitutes with a pretrained vector join the vocabulary
   c.attack.synonym_vectors = ""     # counter-fitted-vectors.txt; empty = offline synonym space
   c.attack.masked_lm = ""           # masked-LM directory for BAE and Clare (none offline)
   c.attack.hownet_candidates = ""   # TextAttack's HowNet candidate bank (PSO); empty = WordNet
@@ -130,9 +133,11 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "train.eval_batch_size": _positive,
     "train.learning_rate": _positive,
     "train.optimizer": _one_of(("adam", "adamw", "sgd")),
+    "train.schedule": _one_of(("constant", "linear")),
     "train.weight_decay": _non_negative,
     "train.grad_clip": _non_negative,
     "train.steps_limit": _non_negative,
+    "train.round_epochs": _non_negative,
     "flat.beta": _non_negative,
     "flat.gamma": _non_negative,
     "flat.learning_rate": _non_negative,
@@ -203,10 +208,10 @@ MODEL_PRESETS = {
              "flat.learning_rate": 0.005, "train.batch_size": 64, "train.epochs": 10},
     "bert": {"model.name": "bert", "train.optimizer": "adamw", "train.learning_rate": 1e-5,
              "train.batch_size": 8, "train.epochs": 10, "train.grad_clip": 10.0,
-             "model.mask_hidden": 400},
+             "train.schedule": "linear", "model.mask_hidden": 400},
     "deberta": {"model.name": "deberta", "train.optimizer": "adamw", "train.learning_rate": 1e-5,
                 "train.batch_size": 8, "train.epochs": 10, "train.grad_clip": 10.0,
-                "model.mask_hidden": 400},
+                "train.schedule": "linear", "model.mask_hidden": 400},
 }
 
 

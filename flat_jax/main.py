@@ -20,6 +20,14 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, adversarial set
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(logging.Filter):
+  """Drops the INFO chatter of Orbax and TensorStore (several lines per checkpoint save)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not any(
+        part in record.pathname for part in ("/orbax/", "/tensorstore/"))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -28,6 +36,8 @@ def main(argv):
   handler = logging.FileHandler(workdir / "log.txt")
   handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
   logging.getLogger().addHandler(handler)
+  for h in logging.getLogger().handlers:
+    h.addFilter(_QuietLibraries())
   try:
     pipeline.run(FLAGS.config, workdir)
   except (config_lib.ConfigError, DataError, EmbeddingError, pipeline.RunError) as e:

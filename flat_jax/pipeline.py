@@ -1,10 +1,14 @@
-"""One run in a workdir: data -> model -> training -> evaluation -> results.json.
+"""One run in a workdir, the paper's procedure: train the base model on clean data; for each round,
+attack the latest model on the training set and retrain with the mode's objective on the clean set
+plus the new adversarial examples; then test accuracy and after-attack accuracy -> results.json.
 
-Later stages (attack rounds, interpretation, report) plug in here; every stage leaves its state in
-the workdir.
+Every stage leaves its state in the workdir (checkpoints/<stage>/, adversarial/round_<k>.jsonl,
+attacks/test_<recipe>.jsonl, vocab.json, results.json), so re-running the same command resumes
+where a killed run stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +21,9 @@ import numpy as np
 
 from flat_jax import config as config_lib
 from flat_jax.data.datasets import load_dataset
-from flat_jax.data.embeddings import load_embeddings
+from flat_jax.data.batching import num_batches
+from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
+from flat_jax.data.text import clean_text
 from flat_jax.data.vocab import Vocab
 from flat_jax.models.classifier import build_word_classifier, with_embedding
 from flat_jax.training import objectives
@@ -25,6 +31,9 @@ from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_p
 from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
+from flat_jax.attacks import augment
+from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, summarize
+from flat_jax.report.tables import load_runs, render
 
 
 # bins of the global-importance histogram: near 0, low, around 0.5, high, near 1
@@ -55,31 +64,31 @@ def _check_supported(config) -> None:
   if config.model.name in ("bert", "deberta"):
     raise RunError(f"model.name={config.model.name}: the transformer encoders are not built yet "
                    f"(issue: Flax BERT and DeBERTa encoders). Use lstm or cnn.")
-  if config.stage == "report":
-    raise RunError("stage=report is not built yet; use stage=all, train or attack.")
-  if config.mode != "base":
-    logging.warning("mode=%s: adversarial rounds are not built yet, so this trains the %s objective "
-                    "on clean data only (no adversarial twins, L_imp inactive)", config.mode, config.mode)
 
 
 def _comparable(config) -> dict:
   settings = json.loads(json.dumps(config.to_dict(), default=list))
-  settings.pop("overwrite", None)
+  for key in ("overwrite", "stage"):   # neither changes what a run computes
+    settings.pop(key, None)
   return settings
 
 
 def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
-  """Creates the workdir. Returns the finished results when the same config already finished
-  there; refuses a different config over a finished run unless config.overwrite is set."""
+  """Creates the workdir. Returns the results when the same config already completed there (all
+  stages, or the training stages for stage=train); refuses a different config over a completed run
+  unless config.overwrite is set."""
   workdir = pathlib.Path(workdir)
   previous = read_results(workdir)
   if config.overwrite:
-    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
-    for name in ("results.json", "metrics.jsonl"):
+    for name in ("checkpoints", "adversarial", "attacks"):
+      shutil.rmtree(workdir / name, ignore_errors=True)
+    for name in ("results.json", "metrics.jsonl", "vocab.json", "importance.npy"):
       (workdir / name).unlink(missing_ok=True)
     previous = {}
   config_file = workdir / "config.json"
-  if previous.get("status") == "finished" and not config.overwrite:
+  complete = previous.get("status") == "finished" or (
+      previous.get("status") == "trained" and config.stage == "train")
+  if complete and not config.overwrite:
     same = config_file.exists() and json.loads(config_file.read_text()) == _comparable(config)
     if same:
       return workdir, previous
@@ -96,111 +105,261 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   return workdir, None
 
 
+@dataclasses.dataclass
+class RunData:
+  """The run's data, encoded with the current vocabulary. The vocabulary and the embedding table
+  grow when a round's substitutes join them (existing ids and rows never change)."""
+  dataset: object
+  vocab: Vocab
+  matrix: np.ndarray
+  embeddings_source: str
+  coverage: float
+  train: EncodedSplit
+  dev: EncodedSplit
+  test: EncodedSplit
+
+  def encode(self, text: str) -> list[int]:
+    return self.vocab.encode(clean_text(text), self.train.ids.shape[1])
+
+
+def _load_data(config) -> RunData:
+  dataset = load_dataset(config.data, seed=config.seed)
+  vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
+  embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
+                               seed=config.seed)
+  encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, config.data.max_length)[0],
+                                      split.labels)
+  return RunData(dataset, vocab, embeddings.matrix, embeddings.source, embeddings.coverage,
+                 encode(dataset.train), encode(dataset.dev), encode(dataset.test))
+
+
+def _grow_vocabulary(config, data: RunData, records) -> int:
+  """Adds the round's substitute words that have a pretrained vector; returns how many."""
+  if not config.attack.grow_vocab:
+    return 0
+  unseen = [w for w in augment.substitute_words(records) if w not in data.vocab.index]
+  vectors = pretrained_vectors(unseen, config.model.embeddings, config.model.embeddings_format)
+  new = [w for w in unseen if w in vectors]
+  if new:
+    data.vocab = data.vocab.extended(new)
+    data.matrix = np.concatenate([data.matrix, np.stack([vectors[w] for w in new])])
+  return len(new)
+
+
+@dataclasses.dataclass
+class StageResult:
+  model: object
+  params: dict
+  eval_step: object
+  dev_accuracy: float
+  best_epoch: int
+  seconds: float
+
+
+def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str, train: EncodedSplit,
+                 epochs: int, init_params: dict | None) -> StageResult:
+  """Trains one stage from `init_params` (the previous stage's best; None = fresh, or config.restore)
+  with the objective of `mode`, keeping the best-dev checkpoint in checkpoints/<stage>/."""
+  with_mask = mode == "flat"
+  model = build_word_classifier(config.model, len(data.vocab), data.dataset.num_classes,
+                                data.matrix.shape[1], with_mask=with_mask)
+  params = model.init(jax.random.PRNGKey(config.seed), train.ids[:1], deterministic=True)["params"]
+  if init_params is not None:
+    # the previous table keeps its (possibly fine-tuned) rows; rows of words added since come new
+    old_table = np.asarray(init_params["embed"]["embedding"])
+    table = np.concatenate([old_table, data.matrix[len(old_table):]])
+    params = with_embedding(params, table)
+    params = merge_params(params, {k: v for k, v in init_params.items() if k != "embed"},
+                          source=f"the previous stage's best model")
+  else:
+    params = with_embedding(params, data.matrix)
+    if config.restore:
+      params = merge_params(params, load_params(config.restore), source=config.restore)
+  num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+  logging.info("%s: model %s%s, %d parameters (%d in the embedding table), %d training rows", stage,
+               config.model.name, " with word mask" if with_mask else "", num_params,
+               data.matrix.size, len(train))
+
+  apply_fn = lambda p, ids, deterministic, rngs: model.apply(
+      {"params": p}, ids, deterministic=deterministic, rngs=rngs)
+  train_config = config.train.copy_and_resolve_references()
+  if mode == "flat" and config.flat.learning_rate:
+    train_config.learning_rate = config.flat.learning_rate
+  total_steps = None
+  if config.train.schedule == "linear":   # over the real number of steps of this stage's set
+    total_steps = epochs * num_batches(len(train), config.train.batch_size)
+    if config.train.steps_limit:
+      total_steps = epochs * min(config.train.steps_limit, num_batches(len(train), config.train.batch_size))
+  tx = make_optimizer(train_config, params, freeze_embeddings=config.model.freeze_embeddings,
+                      total_steps=total_steps)
+  state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
+  objective = objectives.make_objective(mode, config.flat.beta, config.flat.gamma)
+  eval_step = make_eval_step(apply_fn, mesh)
+  fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh),
+               eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
+               eval_batch_size=config.train.eval_batch_size, seed=config.seed,
+               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage=stage,
+               steps_limit=config.train.steps_limit,
+               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage))
+  return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
+                     fitted.best_epoch, fitted.seconds)
+
+
+def _attack_job(config, workdir, recipe: str, stage: str) -> AttackJob:
+  return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
+                   config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget)
+
+
+def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
+  """attack_examples, adding the time spent to timings_s[key] (a resumed stage adds up)."""
+  already = set(read_records(path))
+  t0 = time.perf_counter()
+  records = attack_examples(out_path=path, indices=indices, **kwargs)
+  if not set(indices) <= already:
+    results["timings_s"][key] = results["timings_s"].get(key, 0.0) + time.perf_counter() - t0
+  return records
+
+
+def _attack_round(config, workdir, data: RunData, results, k: int, model_stage: str) -> list[dict]:
+  """Attacks the training set (or its seeded sample) with the model of `model_stage`."""
+  indices = augment.attack_indices(len(data.train), config.attack.num_examples, config.seed, k)
+  return _timed_attack(results, f"attack_round_{k}", workdir / "adversarial" / f"round_{k}.jsonl",
+                       indices, job=_attack_job(config, workdir, config.attack.recipe, model_stage),
+                       texts=data.dataset.train.texts, labels=data.dataset.train.labels,
+                       workers=config.attack.workers,
+                       desc=f"round {k}: {config.attack.recipe} on train")
+
+
+def _after_attack(config, workdir, results, texts, labels, model_stage: str) -> None:
+  """After-attack figures on the first eval.num_examples test examples, per eval.attacks recipe."""
+  count = min(config.eval.num_examples or len(texts), len(texts))
+  for recipe in config.eval.attacks:
+    records = _timed_attack(results, f"attack_test_{recipe}", workdir / "attacks" / f"test_{recipe}.jsonl",
+                            range(count), job=_attack_job(config, workdir, recipe, model_stage),
+                            texts=texts, labels=labels, workers=config.attack.workers,
+                            desc=f"{recipe} on test")
+    results["after_attack"][recipe] = summarize(records)
+    write_results(workdir, results)
+    logging.info("after %s: %s", recipe, results["after_attack"][recipe])
+
+
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   _check_supported(config)
   if config.stage in ("attack", "evaluate"):
     return evaluate_attacks(config, workdir)
+  if config.stage == "report":
+    return write_report(workdir)
   workdir, finished = prepare_workdir(config, workdir)
   if finished is not None:
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
                  finished["standard_accuracy"])
     return finished
-  timings = {}
+  previous = read_results(workdir)
+  timings = previous.get("timings_s", {})
   t0 = time.perf_counter()
-  dataset = load_dataset(config.data, seed=config.seed)
-  vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
-  vocab.save(workdir / "vocab.json")
-  embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
-                               seed=config.seed)
-  max_length = config.data.max_length
-  encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, max_length)[0], split.labels)
-  train, dev, test = encode(dataset.train), encode(dataset.dev), encode(dataset.test)
+  data = _load_data(config)
+  data.vocab.save(workdir / "vocab.json")
   timings["data"] = time.perf_counter() - t0
-
-  with_mask = config.mode == "flat"
-  model = build_word_classifier(config.model, len(vocab), dataset.num_classes,
-                                embeddings.matrix.shape[1], with_mask=with_mask)
-  init_rng = jax.random.PRNGKey(config.seed)
-  params = model.init(init_rng, train.ids[:1], deterministic=True)["params"]
-  params = with_embedding(params, embeddings.matrix)
-  if config.restore:
-    params = merge_params(params, load_params(config.restore), source=config.restore)
-  num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  logging.info("model %s%s: %d parameters (%d in the embedding table)", config.model.name,
-               " with word mask" if with_mask else "", num_params, embeddings.matrix.size)
-
-  apply_fn = lambda p, ids, deterministic, rngs: model.apply(
-      {"params": p}, ids, deterministic=deterministic, rngs=rngs)
-  train_config = config.train
-  if config.mode == "flat" and config.flat.learning_rate:
-    train_config = config.train.copy_and_resolve_references()
-    train_config.learning_rate = config.flat.learning_rate
-  tx = make_optimizer(train_config, params, freeze_embeddings=config.model.freeze_embeddings)
-  state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
   mesh = make_mesh()
-  objective = objectives.make_objective(config.mode, config.flat.beta, config.flat.gamma)
-  train_step = make_train_step(apply_fn, objective, mesh)
-  eval_step = make_eval_step(apply_fn, mesh)
   logging.info("devices: %d x %s", mesh.size, jax.devices()[0].platform)
-  stage = f"train_{config.mode}"
 
   results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
              "status": "running", "rounds_done": 0, "seed": config.seed,
-             "num_train": len(train), "num_dev": len(dev), "num_test": len(test),
-             "embeddings": {"source": embeddings.source, "dim": int(embeddings.matrix.shape[1]),
-                            "coverage": round(embeddings.coverage, 4)},
-             "after_attack": {}, "interpretation": {}, "timings_s": timings}
+             "num_train": len(data.train), "num_dev": len(data.dev), "num_test": len(data.test),
+             "embeddings": {"source": data.embeddings_source, "dim": int(data.matrix.shape[1]),
+                            "coverage": round(data.coverage, 4)},
+             "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
+                        "num_examples": config.attack.num_examples},
+             **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma}}
+                if config.mode == "flat" else {}),
+             "rounds": [], "after_attack": previous.get("after_attack", {}), "interpretation": {},
+             "timings_s": timings}
   write_results(workdir, results)
 
-  fitted = fit(state, train, dev, train_step=train_step, eval_step=eval_step, mesh=mesh,
-               epochs=config.train.epochs, batch_size=config.train.batch_size,
-               eval_batch_size=config.train.eval_batch_size, seed=config.seed,
-               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage=stage,
-               steps_limit=config.train.steps_limit,
-               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage))
-  timings[stage] = fitted.seconds
+  base = _train_stage(config, workdir, data, mesh, stage="train_base", mode="base", train=data.train,
+                      epochs=config.train.epochs, init_params=None)
+  timings["train_base"] = base.seconds
+  results.update(base_dev_accuracy=base.dev_accuracy, dev_accuracy=base.dev_accuracy,
+                 best_epoch=base.best_epoch, model_stage="train_base")
+  write_results(workdir, results)
+  latest, latest_stage = base, "train_base"
+  round_epochs = config.train.round_epochs or config.train.epochs
+  if config.mode != "base":
+    for k in range(1, config.rounds + 1) if config.rounds else [0]:
+      stage = f"train_{config.mode}_round_{k}"
+      summary = {"round": k}
+      if k:   # round 0 (rounds=0): the mode's objective on clean data only
+        records = _attack_round(config, workdir, data, results, k, latest_stage)
+        kept = augment.kept_records(records, config.attack.keep)
+        added = _grow_vocabulary(config, data, kept)
+        data.vocab.save(workdir / "vocab.json")
+        train = augment.augmented_split(data.train, kept, data.encode)
+        summary.update(attacked_model=latest_stage, attack=summarize(records), kept=len(kept),
+                       vocab_added=added, vocab_size=len(data.vocab))
+      else:
+        train = data.train
+      latest = _train_stage(config, workdir, data, mesh, stage=stage, mode=config.mode, train=train,
+                            epochs=round_epochs, init_params=latest.params)
+      latest_stage = stage
+      timings[stage] = latest.seconds
+      summary.update(dev_accuracy=latest.dev_accuracy, best_epoch=latest.best_epoch)
+      results["rounds"].append(summary)
+      results.update(rounds_done=k, dev_accuracy=latest.dev_accuracy, best_epoch=latest.best_epoch,
+                     model_stage=stage)
+      write_results(workdir, results)
+
   t0 = time.perf_counter()
-  test_acc = accuracy(eval_step, fitted.best_params, test, config.train.eval_batch_size, mesh)
+  results["standard_accuracy"] = accuracy(latest.eval_step, latest.params, data.test,
+                                          config.train.eval_batch_size, mesh)
   timings["evaluate"] = time.perf_counter() - t0
-  results.update(dev_accuracy=fitted.best_dev_accuracy, best_epoch=fitted.best_epoch,
-                 standard_accuracy=test_acc, model_stage=stage, status="finished")
-  if with_mask:
-    phi = np.asarray(jax.device_get(model.apply({"params": fitted.best_params},
-                                                np.arange(2, len(vocab))[None], method=model.importance)))[0]
+  if config.mode == "flat":
+    phi = np.asarray(jax.device_get(latest.model.apply(
+        {"params": latest.params}, np.arange(2, len(data.vocab))[None],
+        method=latest.model.importance)))[0]
     np.save(workdir / "importance.npy", phi)
     results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),
                                        "counts": np.histogram(phi, bins=IMPORTANCE_BINS)[0].tolist()}
+  results["status"] = "trained"
   write_results(workdir, results)
-  logging.info("%s %s %s: dev %.2f (epoch %d), test %.2f", config.data.name, config.model.name,
-               config.mode, fitted.best_dev_accuracy, fitted.best_epoch, test_acc)
+  logging.info("%s %s %s: dev %.2f, test %.2f", config.data.name, config.model.name, config.mode,
+               results["dev_accuracy"], results["standard_accuracy"])
+  if config.stage == "all":
+    _after_attack(config, workdir, results, data.dataset.test.texts, data.dataset.test.labels,
+                  latest_stage)
+    results["status"] = "finished"
+    write_results(workdir, results)
+    write_report(workdir)
+  return results
+
+
+def write_report(workdir) -> dict:
+  """DIR/report/tables.md: the paper's tables for this run, the paper's figures beside ours."""
+  workdir = pathlib.Path(workdir)
+  results = read_results(workdir)
+  if not results:
+    raise RunError(f"{workdir}: no results.json to report on; run the training first")
+  (workdir / "report").mkdir(exist_ok=True)
+  text = render(load_runs([workdir]))
+  (workdir / "report" / "tables.md").write_text(text, encoding="utf-8")
+  logging.info("report: %s\n%s", workdir / "report" / "tables.md", text)
   return results
 
 
 def evaluate_attacks(config, workdir) -> dict:
   """After-attack figures of the workdir's trained model on the first eval.num_examples test
   examples, for every recipe in eval.attacks; records in DIR/attacks/test_<recipe>.jsonl."""
-  from flat_jax.attacks.generate import AttackJob, attack_examples, summarize
   workdir = pathlib.Path(workdir)
   results = read_results(workdir)
-  if not results.get("model_stage"):
+  if not results.get("model_stage") or "standard_accuracy" not in results:
     raise RunError(f"{workdir}: no trained model to attack; train first (stage=all or train)")
   trained_config = json.loads((workdir / "config.json").read_text())
   data_config = config.data.copy_and_resolve_references()
-  for key in ("name", "path", "max_length", "min_freq", "dev_size"):
+  for key in ("name", "path", "max_length", "min_freq", "dev_size", "train_limit", "test_limit"):
     data_config[key] = trained_config["data"][key]
   dataset = load_dataset(data_config, seed=trained_config["seed"])
-  count = min(config.eval.num_examples or len(dataset.test), len(dataset.test))
-  for recipe in config.eval.attacks:
-    t0 = time.perf_counter()
-    job = AttackJob(str(workdir), recipe, results["model_stage"], config.seed,
-                    config.attack.synonym_vectors, config.attack.masked_lm,
-                    config.attack.hownet_candidates, config.attack.query_budget)
-    records = attack_examples(job, dataset.test.texts, dataset.test.labels,
-                              workdir / "attacks" / f"test_{recipe}.jsonl", workers=config.attack.workers,
-                              indices=range(count), desc=f"{recipe} on test")
-    results.setdefault("after_attack", {})[recipe] = summarize(records)
-    results.setdefault("timings_s", {})[f"attack_test_{recipe}"] = time.perf_counter() - t0
-    write_results(workdir, results)
-    logging.info("%s after %s: %s", workdir, recipe, results["after_attack"][recipe])
+  results.setdefault("after_attack", {})
+  results.setdefault("timings_s", {})
+  _after_attack(config, workdir, results, dataset.test.texts, dataset.test.labels,
+                results["model_stage"])
   return results

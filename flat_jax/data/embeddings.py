@@ -117,10 +117,7 @@ def _offline_glove(wanted: set[str]):
   return vectors, table.shape[1], f"GloVe 6B 50-d (offline package, {root})"
 
 
-def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111) -> Embeddings:
-  """The vocabulary's embedding matrix: pretrained vectors where they exist (exact word, else a
-  cased form of it), <pad> zero, <unk> and words without a vector small uniform noise."""
-  wanted = set(vocab.words[2:])
+def _read_vectors(wanted: set[str], path: str, fmt: str):
   if path:
     file = pathlib.Path(path).expanduser()
     if not file.is_file():
@@ -135,6 +132,13 @@ def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int =
     vectors, dim, source = _offline_glove(wanted)
   if not dim:
     raise EmbeddingError(f"{source}: no vectors read")
+  return vectors, dim, source
+
+
+def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111) -> Embeddings:
+  """The vocabulary's embedding matrix: pretrained vectors where they exist (exact word, else a
+  cased form of it), <pad> zero, <unk> and words without a vector small uniform noise."""
+  vectors, dim, source = _read_vectors(set(vocab.words[2:]), path, fmt)
   rng = np.random.RandomState(seed)
   matrix = rng.uniform(-MISSING_SCALE, MISSING_SCALE, size=(len(vocab), dim)).astype(np.float32)
   matrix[PAD_ID] = 0.0
@@ -149,3 +153,12 @@ def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int =
   logging.info("embeddings: %s, dim %d, %d of %d vocabulary words found (%.1f%%)", source, dim,
                found, len(vocab) - 2, 100 * emb.coverage)
   return emb
+
+
+def pretrained_vectors(words, path: str = "", fmt: str = "auto") -> dict[str, np.ndarray]:
+  """The pretrained vector of each of `words` that has one (words without one are left out)."""
+  wanted = set(words)
+  if not wanted:
+    return {}
+  vectors, _, _ = _read_vectors(wanted, path, fmt)
+  return {w: np.asarray(vectors[w], np.float32) for w in words if w in vectors}

@@ -29,6 +29,17 @@ class Vocab:
     kept = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
     return cls([PAD, UNK] + kept)
 
+  def extended(self, words: Iterable[str]) -> "Vocab":
+    """This vocabulary with the new ones of `words` appended (ids of existing words unchanged)."""
+    new = [w for w in dict.fromkeys(words) if w not in self.index]
+    return Vocab(self.words + new)
+
+  def prefix(self, size: int) -> "Vocab":
+    """The first `size` words: the vocabulary as it was before later extensions."""
+    if not 2 <= size <= len(self.words):
+      raise ValueError(f"vocabulary of {len(self.words)} words has no prefix of {size}")
+    return Vocab(self.words[:size])
+
   def __len__(self) -> int:
     return len(self.words)
 

@@ -47,8 +47,9 @@ def load_trained(workdir, stage: str | None = None) -> TrainedModel:
   params = load_params(workdir / "checkpoints" / (stage or final_stage(workdir)))
   params = jax.tree.map(np.asarray, params)
   vocab_size, embed_dim = params["embed"]["embedding"].shape
-  if vocab_size != len(vocab):
-    raise ValueError(f"{workdir}: checkpoint vocabulary {vocab_size} != vocab.json {len(vocab)}")
+  if vocab_size > len(vocab):
+    raise ValueError(f"{workdir}: checkpoint vocabulary {vocab_size} > vocab.json {len(vocab)}")
+  vocab = vocab.prefix(vocab_size)   # vocab.json only grows (adversarial rounds append words)
   num_classes = params["head"]["bias"].shape[0]
   model = build_word_classifier(config.model, vocab_size, num_classes, embed_dim,
                                 with_mask="word_mask" in params)

@@ -17,6 +17,8 @@ def trained(tmp_path_factory, shared_data):
   workdir = tmp_path_factory.mktemp("bridge")
   c = preset("sst2", "cnn")
   c.mode = "flat"
+  c.rounds = 0          # base, then the FLAT objective on clean data: a model with a word mask
+  c.stage = "train"
   c.data.train_limit = 400
   c.data.test_limit = 100
   c.train.epochs = 1

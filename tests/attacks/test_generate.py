@@ -23,6 +23,7 @@ def model_dir(tmp_path_factory, shared_data):
   c.data.train_limit = 1500
   c.data.test_limit = 40
   c.train.epochs = 3
+  c.stage = "train"
   pipeline.run(c, workdir)
   return workdir
 

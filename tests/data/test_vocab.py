@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from flat_jax.data.vocab import PAD_ID, UNK_ID, Vocab
 
@@ -26,3 +27,13 @@ def test_ties_are_deterministic(tmp_path):
   a.save(tmp_path / "v.json")
   assert Vocab.load(tmp_path / "v.json").words == a.words
   assert np.all(np.asarray(a.encode_batch(["a"], 2)[0]) == [[2, 0]])
+
+
+def test_extended_keeps_ids_and_prefix_restores_the_old_vocabulary():
+  vocab = Vocab.build(["b a a"])
+  grown = vocab.extended(["c", "a", "d", "c"])
+  assert grown.words == vocab.words + ["c", "d"]
+  assert all(grown.index[w] == i for i, w in enumerate(vocab.words))
+  assert grown.prefix(len(vocab)).words == vocab.words
+  with pytest.raises(ValueError):
+    grown.prefix(len(grown) + 1)

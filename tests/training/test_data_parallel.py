@@ -12,7 +12,8 @@ def _run(workdir, devices, *overrides):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
   cmd = [sys.executable, "-m", "flat_jax.main", "--config", "configs/sst2_cnn.py", "--workdir",
-         str(workdir), "--config.mode=flat", "--config.data.train_limit=600",
+         str(workdir), "--config.mode=flat", "--config.rounds=0", "--config.stage=train",
+         "--config.data.train_limit=600",
          "--config.data.test_limit=200", "--config.train.epochs=2", *overrides]
   done = subprocess.run(cmd, env=env, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]

@@ -14,6 +14,7 @@ def _small_config(model="cnn", **train):
   c.data.train_limit = 800
   c.data.test_limit = 400
   c.train.epochs = 4
+  c.stage = "train"     # no after-attack evaluation here (tests/test_pipeline.py covers it)
   for k, v in train.items():
     c.train[k] = v
   return c
@@ -32,7 +33,7 @@ def test_training_beats_chance_and_writes_contract(cnn_run):
   on_disk = json.loads((workdir / "results.json").read_text())
   for key in ("dataset", "model", "mode", "dev_accuracy", "standard_accuracy", "timings_s"):
     assert key in on_disk
-  assert on_disk["status"] == "finished" and on_disk["dataset"] == "sst2" and on_disk["mode"] == "base"
+  assert on_disk["status"] == "trained" and on_disk["dataset"] == "sst2" and on_disk["mode"] == "base"
   lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [l["epoch"] for l in lines] == [1, 2, 3, 4]
   assert lines[-1]["train_loss"] < lines[0]["train_loss"]
@@ -61,6 +62,6 @@ def test_finished_run_same_config_is_a_no_op_other_config_refused(cnn_run):
   with pytest.raises(pipeline.RunError, match="finished run"):
     pipeline.run(_small_config(learning_rate=0.5), workdir)
   cli = subprocess.run([sys.executable, "-m", "flat_jax.main", "--config", "configs/sst2_cnn.py",
-                        "--workdir", str(workdir)], capture_output=True, text=True)
+                        "--workdir", str(workdir), "--config.stage=train"], capture_output=True, text=True)
   assert cli.returncode == 2 and "--config.overwrite=True" in cli.stderr
   assert json.loads((workdir / "results.json").read_text()) == results

@@ -1,0 +1,190 @@
+"""Markdown tables in the layout of the paper's Tables 2-5, our figures beside the paper's.
+
+Input: results.json files (a workdir, or any folder holding one). A cell reads "ours (paper)"; "-"
+where we have no run. Runs with the same key (dataset, model, mode, training attack, beta, gamma)
+are averaged and the cell says over how many.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from flat_jax.report import paper
+
+PAPER_BETA_GAMMA = (0.1, 0.001)
+
+
+def load_runs(paths: Iterable) -> list[dict]:
+  """results.json of each path (a results.json file, or a folder holding one)."""
+  runs = []
+  for path in paths:
+    path = pathlib.Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.exists():
+      raise FileNotFoundError(f"{path}: no results.json")
+    run = json.loads(file.read_text())
+    run["_path"] = str(file)
+    config_file = file.parent / "config.json"
+    if run.get("mode") == "flat" and "flat" not in run and config_file.exists():
+      flat = json.loads(config_file.read_text())["flat"]
+      run["flat"] = {"beta": flat["beta"], "gamma": flat["gamma"]}
+    runs.append(run)
+  return runs
+
+
+def _key(run: dict):
+  attack = run.get("attack", {}).get("recipe") if run["mode"] != "base" else None
+  flat = run.get("flat", {})
+  beta_gamma = (flat.get("beta"), flat.get("gamma")) if run["mode"] == "flat" else None
+  return run["model"], run["mode"], attack, beta_gamma
+
+
+def _groups(runs: Sequence[dict]) -> dict:
+  groups = collections.defaultdict(list)
+  for run in runs:
+    groups[(run["dataset"], *_key(run))].append(run)
+  return groups
+
+
+def _mean(values):
+  values = [v for v in values if v is not None]
+  return (float(np.mean(values)), len(values)) if values else (None, 0)
+
+
+def _cell(ours, paper_value, digits=2) -> str:
+  value, n = ours if isinstance(ours, tuple) else (ours, 1)
+  text = "-" if value is None else f"{value:.{digits}f}" + (f" [{n} runs]" if n > 1 else "")
+  return text if paper_value is None else f"{text} ({paper_value:.{digits}f})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _row_keys(groups):
+  """(model, mode, attack, beta_gamma) in the paper's order, for every key we have a run of."""
+  present = {k[1:] for k in groups}
+  order = {m: i for i, m in enumerate(paper.MODELS)}
+  modes = {"base": 0, "adv": 1, "flat": 2}
+  attacks = {None: 0, "textfooler": 1, "pwws": 2}
+  return sorted(present, key=lambda k: (order.get(k[0], 9), modes[k[1]], attacks.get(k[2], 3),
+                                        str(k[3])))
+
+
+def _label(model, mode, attack, beta_gamma, with_attack=True) -> str:
+  label = f"{paper.MODEL_NAMES.get(model, model)}-{'FLAT' if mode == 'flat' else mode}"
+  if with_attack and attack:
+    label += f" ({paper.ATTACK_NAMES.get(attack, attack)})"
+  if beta_gamma and None not in beta_gamma and tuple(beta_gamma) != PAPER_BETA_GAMMA:
+    label += f" β={beta_gamma[0]:g} γ={beta_gamma[1]:g}"
+  return label
+
+
+def _is_paper_setting(beta_gamma) -> bool:
+  return beta_gamma is None or tuple(beta_gamma) == PAPER_BETA_GAMMA
+
+
+def _datasets(groups):
+  present = {k[0] for k in groups}
+  return [d for d in paper.DATASETS if d in present] + sorted(present - set(paper.DATASETS))
+
+
+def table2(runs: Sequence[dict]) -> str:
+  groups = _groups(runs)
+  datasets = _datasets(groups)
+  rows = []
+  for model, mode, attack, bg in _row_keys(groups):
+    ref = paper.TABLE2.get((model, mode, attack), {}) if _is_paper_setting(bg) else {}
+    rows.append([_label(model, mode, attack, bg)] + [
+        _cell(_mean([r.get("standard_accuracy") for r in groups.get((d, model, mode, attack, bg), [])]),
+              ref.get(d)) for d in datasets])
+  return ("Table 2: standard test accuracy (%), ours (paper).\n\n"
+          + _table(["Models"] + [paper.DATASET_NAMES.get(d, d) for d in datasets], rows))
+
+
+def _interpretation(run, method, recipe, field):
+  scores = run.get("interpretation", {}).get(method, {}).get(recipe)
+  if not scores:
+    return None
+  return scores["kendall_tau"] if field == "kt" else scores["topk_intersection"].get("5")
+
+
+def table3(runs: Sequence[dict], method: str = "ig") -> str:
+  """AA / KT / TI under each training attack: adv and FLAT models trained with that attack, and
+  base models attacked with it."""
+  groups = _groups(runs)
+  datasets = _datasets(groups)
+  parts = []
+  for recipe in ("textfooler", "pwws"):
+    rows = []
+    for model, mode, attack, bg in _row_keys(groups):
+      if mode != "base" and attack != recipe:
+        continue
+      ref = paper.TABLE3.get((recipe, model, mode), {}) if _is_paper_setting(bg) else {}
+      row = [_label(model, mode, None, bg)]
+      for d in datasets:
+        group = groups.get((d, model, mode, attack, bg), [])
+        aa = _mean([r.get("after_attack", {}).get(recipe, {}).get("accuracy") for r in group])
+        kt = _mean([_interpretation(r, method, recipe, "kt") for r in group])
+        ti = _mean([_interpretation(r, method, recipe, "ti") for r in group])
+        paper_cells = ref.get(d, (None, None, None))
+        row += [_cell(aa, paper_cells[0]), _cell(kt, paper_cells[1]), _cell(ti, paper_cells[2])]
+      if any(not c.startswith("-") for c in row[1:]):
+        rows.append(row)
+    if rows:
+      header = ["Models"] + [f"{paper.DATASET_NAMES.get(d, d)} {m}" for d in datasets
+                             for m in ("AA", "KT", "TI")]
+      parts.append(f"**{paper.ATTACK_NAMES[recipe]}**\n\n" + _table(header, rows))
+  return (f"Table 3: after-attack accuracy (AA, %), Kendall's tau (KT) and top-5 intersection (TI) "
+          f"of {method.upper()} attributions, ours (paper).\n\n" + "\n\n".join(parts or ["(no runs)"]))
+
+
+def table4(runs: Sequence[dict]) -> str:
+  """After-attack accuracy on SST-2 of base models and of models trained with Textfooler."""
+  groups = {k: v for k, v in _groups(runs).items() if k[0] == "sst2" and k[3] in (None, "textfooler")}
+  rows = []
+  for model, mode, attack, bg in _row_keys(groups):
+    ref = paper.TABLE4.get((model, mode), {}) if _is_paper_setting(bg) else {}
+    group = groups[("sst2", model, mode, attack, bg)]
+    rows.append([_label(model, mode, None, bg)] + [
+        _cell(_mean([r.get("after_attack", {}).get(a, {}).get("accuracy") for r in group]), ref.get(a))
+        for a in paper.TRANSFER_ATTACKS])
+  return ("Table 4: after-attack accuracy (%) on SST-2 under attacks not seen in training (adv and "
+          "FLAT trained with Textfooler), ours (paper).\n\n"
+          + _table(["Models"] + [paper.ATTACK_NAMES[a] for a in paper.TRANSFER_ATTACKS],
+                   rows or [["(no SST-2 runs)"] + [""] * len(paper.TRANSFER_ATTACKS)]))
+
+
+def table5(runs: Sequence[dict]) -> str:
+  """The beta/gamma ablation of LSTM-FLAT on SST-2 trained with Textfooler."""
+  groups = {k[4]: v for k, v in _groups(runs).items()
+            if k[:4] == ("sst2", "lstm", "flat", "textfooler")}
+  rows = []
+  for bg in sorted(groups, key=lambda x: (-x[0], -x[1])):
+    ref = paper.TABLE5.get(tuple(bg), (None, None))
+    group = groups[bg]
+    rows.append([f"β = {bg[0]:g}, γ = {bg[1]:g}",
+                 _cell(_mean([r.get("standard_accuracy") for r in group]), ref[0]),
+                 _cell(_mean([r.get("after_attack", {}).get("textfooler", {}).get("accuracy")
+                              for r in group]), ref[1])])
+  return ("Table 5: LSTM-FLAT on SST-2 (Textfooler) with and without its regularisers; SA standard "
+          "accuracy (%), AA after-attack accuracy (%), ours (paper).\n\n"
+          + _table(["Hyperparameters", "SA", "AA"], rows or [["(no LSTM-FLAT SST-2 runs)", "", ""]]))
+
+
+def _describe(run: dict) -> str:
+  attacked = ", ".join(f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items())
+  return (f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
+          f"{run.get('rounds_done', 0)} rounds, test examples attacked: {attacked or 'none'}")
+
+
+def render(runs: Sequence[dict]) -> str:
+  sources = "\n".join(f"- {_describe(r)}" for r in runs)
+  return "\n\n".join([table2(runs), table3(runs), table4(runs), table5(runs),
+                      "Runs:\n\n" + sources]) + "\n"

@@ -1,0 +1,73 @@
+"""The paper-layout tables put our figures beside the paper's, per dataset, model, mode and attack."""
+import json
+import subprocess
+import sys
+
+from flat_jax.report import tables
+
+
+def _run(dataset, model, mode, test_acc, aa=None, recipe="textfooler", beta=0.1, gamma=0.001, **attacks):
+  run = {"dataset": dataset, "model": model, "mode": mode, "standard_accuracy": test_acc,
+         "status": "finished", "rounds_done": 3 if mode != "base" else 0,
+         "attack": {"recipe": recipe}, "after_attack": {}}
+  if mode == "flat":
+    run["flat"] = {"beta": beta, "gamma": gamma}
+  if aa is not None:
+    run["after_attack"][recipe] = {"accuracy": aa, "num_examples": 500}
+  for name, value in attacks.items():
+    run["after_attack"][name] = {"accuracy": value, "num_examples": 500}
+  return run
+
+
+def _row(text, label):
+  return next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+
+
+def test_table2_cells_are_ours_beside_the_papers_and_repeats_are_averaged():
+  runs = [_run("trec", "cnn", "base", 87.2), _run("trec", "cnn", "flat", 86.0),
+          _run("trec", "cnn", "flat", 88.0), _run("trec", "cnn", "adv", 85.0, recipe="pwws")]
+  text = tables.table2(runs)
+  assert _row(text, "CNN-base") == "| CNN-base | 87.20 (91.20) |"
+  assert _row(text, "CNN-FLAT (Textfooler)") == "| CNN-FLAT (Textfooler) | 87.00 [2 runs] (89.20) |"
+  assert _row(text, "CNN-adv (PWWS)") == "| CNN-adv (PWWS) | 85.00 (90.00) |"
+  assert "| Models | TREC |" in text
+
+
+def test_table3_uses_the_training_attack_and_attacks_base_with_each():
+  runs = [_run("trec", "cnn", "base", 87.2, pwws=50.0, textfooler=40.0),
+          _run("trec", "cnn", "flat", 88.0, aa=60.0)]
+  runs[1]["interpretation"] = {"ig": {"textfooler": {"kendall_tau": 0.5,
+                                                     "topk_intersection": {"5": 0.8}}}}
+  text = tables.table3(runs)
+  textfooler, pwws = text.split("**PWWS**")
+  assert _row(textfooler, "CNN-base").startswith("| CNN-base | 40.00 (45.20) | - (0.68)")
+  assert _row(textfooler, "CNN-FLAT") == "| CNN-FLAT | 60.00 (62.20) | 0.50 (0.87) | 0.80 (0.96) |"
+  assert _row(pwws, "CNN-base").startswith("| CNN-base | 50.00 (54.20)")
+  assert "CNN-FLAT" not in pwws       # trained with Textfooler: not a PWWS row
+
+
+def test_table4_and_table5_from_sst2_runs():
+  runs = [_run("sst2", "lstm", "flat", 80.0, aa=20.0, pwws=25.0, bae=30.0),
+          _run("sst2", "lstm", "flat", 79.0, aa=10.0, gamma=0.0),
+          _run("sst2", "lstm", "flat", 78.0, aa=5.0, recipe="pwws")]
+  t4 = tables.table4(runs)
+  row = _row(t4, "LSTM-FLAT")
+  assert row.startswith("| LSTM-FLAT | 25.00 (20.48) | - (33.44)") and row.endswith("30.00 (39.87) |")
+  t5 = tables.table5(runs)
+  assert _row(t5, "β = 0.1, γ = 0.001") == "| β = 0.1, γ = 0.001 | 80.00 (84.79) | 20.00 (17.76) |"
+  assert _row(t5, "β = 0.1, γ = 0") == "| β = 0.1, γ = 0 | 79.00 (83.96) | 10.00 (9.99) |"
+  # a non-default beta/gamma gets its own labelled row in the other tables, without paper figures
+  assert "| LSTM-FLAT (Textfooler) β=0.1 γ=0 | 79.00 |" in tables.table2(runs)
+
+
+def test_report_command_reads_workdirs_and_fails_clearly(tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "a" / "results.json").write_text(json.dumps(_run("trec", "lstm", "base", 90.0)))
+  out = tmp_path / "tables.md"
+  done = subprocess.run([sys.executable, "-m", "flat_jax.report", str(tmp_path / "a"), "--out", str(out)],
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert "| LSTM-base | 90.00 (90.80) |" in out.read_text()
+  missing = subprocess.run([sys.executable, "-m", "flat_jax.report", str(tmp_path / "none")],
+                           capture_output=True, text=True)
+  assert missing.returncode == 2 and "no results.json" in missing.stderr

@@ -1,0 +1,66 @@
+"""End to end: base -> adversarial rounds -> evaluation, killed twice and resumed."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _cli(workdir, *overrides):
+  return [sys.executable, "-m", "flat_jax.main", "--config", "configs/trec_cnn.py", "--workdir",
+          str(workdir), "--config.mode=flat", "--config.rounds=2", "--config.data.train_limit=300",
+          "--config.attack.num_examples=16", "--config.train.epochs=3",
+          "--config.eval.num_examples=8", *overrides]
+
+
+def _comparable(workdir):
+  results = json.loads((workdir / "results.json").read_text())
+  results.pop("timings_s")
+  metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  for m in metrics:
+    m.pop("examples_per_s"), m.pop("epoch_seconds")
+  adversarial = {p.name: p.read_text() for p in sorted((workdir / "adversarial").glob("*.jsonl"))}
+  return results, metrics, adversarial
+
+
+def _kill_when(cmd, ready, what):
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not ready() and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, f"the run finished before it could be killed {what}"
+
+
+def _lines(path):
+  return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp_path, shared_data):
+  reference = tmp_path / "reference"
+  done = subprocess.run(_cli(reference), capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((reference / "results.json").read_text())
+  assert results["status"] == "finished" and results["rounds_done"] == 2
+  assert [r["attacked_model"] for r in results["rounds"]] == ["train_base", "train_flat_round_1"]
+  assert all(r["attack"]["num_examples"] == 16 for r in results["rounds"])
+  assert results["model_stage"] == "train_flat_round_2"
+  assert set(results["after_attack"]["textfooler"]) >= {
+      "accuracy", "success_rate", "num_examples", "avg_queries", "avg_perturbed_fraction"}
+  assert results["after_attack"]["textfooler"]["num_examples"] == 8
+  assert {"train_base", "attack_round_1", "train_flat_round_1", "attack_round_2",
+          "train_flat_round_2", "attack_test_textfooler"} <= set(results["timings_s"])
+
+  killed = tmp_path / "killed"
+  _kill_when(_cli(killed), lambda: _lines(killed / "adversarial" / "round_1.jsonl") >= 5,
+             "during the round-1 attack")
+  assert json.loads((killed / "results.json").read_text())["status"] == "running"
+  _kill_when(_cli(killed), lambda: (killed / "checkpoints" / "train_flat_round_1" / "latest" / "2").exists(),
+             "during round-1 training")
+  resumed = subprocess.run(_cli(killed), capture_output=True, text=True)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resuming after epoch 2" in resumed.stderr
+  assert _comparable(killed) == _comparable(reference)
