@@ -84,6 +84,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.attacks = ("textfooler",)
   c.eval.num_examples = 500
   c.eval.interpret = ("ig",)
+  c.eval.ig_steps = 50
+  c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
+  c.eval.lime_samples = 1000   # perturbed texts per LIME explanation
   return c
 
 
@@ -149,6 +152,9 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,
     "eval.interpret": _subset_of(INTERPRETERS),
+    "eval.ig_steps": _positive,
+    "eval.lime_pairs": _positive,
+    "eval.lime_samples": _positive,
 }
 
 

@@ -33,6 +33,7 @@ from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
 from flat_jax.attacks import augment
 from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, summarize
+from flat_jax.interpret import pairs as interpret_pairs
 from flat_jax.report.tables import load_runs, render
 
 
@@ -241,6 +242,38 @@ def _after_attack(config, workdir, results, texts, labels, model_stage: str) -> 
     results["after_attack"][recipe] = summarize(records)
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
+    _interpret(config, workdir, results, recipe, records, model_stage)
+
+
+def _interpret(config, workdir, results, recipe: str, records, model_stage: str) -> None:
+  """Interpretation consistency on the recipe's original/adversarial test pairs, per eval.interpret
+  method; a method already in results.json for this recipe is not recomputed."""
+  from flat_jax.attacks.bridge import PredictionBridge
+  from flat_jax.interpret.lime import word_attributor_lime
+  from flat_jax.training.artifacts import load_trained
+  interpretation = results.setdefault("interpretation", {})
+  trained = None
+  for method in config.eval.interpret:
+    if recipe in interpretation.get(method, {}):
+      continue
+    trained = trained or load_trained(workdir, model_stage)
+    t0 = time.perf_counter()
+    if method == "ig":
+      attribute = interpret_pairs.word_attributor_ig(trained, steps=config.eval.ig_steps)
+      chosen = records
+    else:
+      attribute = word_attributor_lime(PredictionBridge.from_trained(trained), trained.num_classes,
+                                       num_samples=config.eval.lime_samples,
+                                       max_words=trained.config.data.max_length, seed=config.seed)
+      candidates = interpret_pairs.counterpart_records(records)
+      rng = np.random.RandomState(config.seed)
+      take = sorted(rng.permutation(len(candidates))[:config.eval.lime_pairs])
+      chosen = [candidates[i] for i in take]
+    interpretation.setdefault(method, {})[recipe] = interpret_pairs.pair_consistency(
+        attribute, chosen, desc=f"{method} consistency ({recipe})")
+    results["timings_s"][f"{method}_{recipe}"] = time.perf_counter() - t0
+    write_results(workdir, results)
+    logging.info("%s consistency under %s: %s", method, recipe, interpretation[method][recipe])
 
 
 def run(config, workdir) -> dict:
@@ -273,7 +306,8 @@ def run(config, workdir) -> dict:
                         "num_examples": config.attack.num_examples},
              **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma}}
                 if config.mode == "flat" else {}),
-             "rounds": [], "after_attack": previous.get("after_attack", {}), "interpretation": {},
+             "rounds": [], "after_attack": previous.get("after_attack", {}),
+             "interpretation": previous.get("interpretation", {}),
              "timings_s": timings}
   write_results(workdir, results)
 

@@ -51,6 +51,10 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert set(results["after_attack"]["textfooler"]) >= {
       "accuracy", "success_rate", "num_examples", "avg_queries", "avg_perturbed_fraction"}
   assert results["after_attack"]["textfooler"]["num_examples"] == 8
+  test_records = [json.loads(l) for l in (reference / "attacks" / "test_textfooler.jsonl").open()]
+  pairs = [r for r in test_records if r["status"] != "skipped" and r["perturbed"] != r["original"]]
+  assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
+  assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
   assert {"train_base", "attack_round_1", "train_flat_round_1", "attack_round_2",
           "train_flat_round_2", "attack_test_textfooler"} <= set(results["timings_s"])
 
