@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing as mp
+import os
 import pathlib
 import queue as queue_lib
 import random
@@ -67,9 +68,10 @@ def _record(index: int, label: int, result) -> dict:
 
 
 class _Attacker:
-  """Model + recipe in one process."""
+  """Model + recipe in one process. `threads`: the BLAS threads its sentence encoder may use
+  (None: the encoder's default)."""
 
-  def __init__(self, job: AttackJob):
+  def __init__(self, job: AttackJob, threads: int | None = None):
     from flat_jax.attacks import resources
     resources.prepare_textattack_environment()
     from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
@@ -78,7 +80,8 @@ class _Attacker:
     self.job = job
     self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None))
     res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget)
-    self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res)
+    self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
+                               encoder_threads=threads)
 
   def __call__(self, index: int, text: str, label: int) -> dict:
     # per-example seeds: the same result whichever worker attacks this example
@@ -89,10 +92,28 @@ class _Attacker:
     return _record(index, label, self.attack.attack(text, label))
 
 
-def _worker(job: AttackJob, tasks, results) -> None:
+def _enable_compilation_cache() -> None:
+  """Keeps the bridge's compiled forwards on disk (`<cache>/jax_compilation`), so each new worker
+  process loads them instead of compiling a dozen input shapes again. A loaded executable is the
+  compiled one, so predictions are unchanged. Call before anything is compiled; a cache folder
+  already configured (JAX_COMPILATION_CACHE_DIR) is kept."""
+  import jax
+  from flat_jax.attacks import resources
+  if jax.config.jax_compilation_cache_dir is None:
+    jax.config.update("jax_compilation_cache_dir",
+                      str(resources.default_cache_dir() / "jax_compilation"))
+  # the bridge's forwards compile in well under the default 1 s threshold
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _worker(job: AttackJob, tasks, results, threads: int | None = None) -> None:
   logging.getLogger().setLevel(logging.WARNING)
   try:
-    attacker = _Attacker(job)
+    _enable_compilation_cache()
+  except Exception as e:  # only slower without it
+    logging.warning("attack worker: no persistent compilation cache (%s: %s)", type(e).__name__, e)
+  try:
+    attacker = _Attacker(job, threads)
   except Exception as e:  # report and stop: the parent raises it
     results.put(("error", f"{type(e).__name__}: {e}"))
     return
@@ -105,6 +126,13 @@ def _worker(job: AttackJob, tasks, results) -> None:
     except Exception as e:
       results.put(("error", f"example {task[0]}: {type(e).__name__}: {e}"))
       return
+
+
+def _available_cpus() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def summarize(records: Sequence[dict]) -> dict:
@@ -170,7 +198,11 @@ def _run(job, tasks, out_path, workers, desc, done, total):
         task_queue.put(task)
       for _ in range(workers):
         task_queue.put(None)
-      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue), daemon=True)
+      # each worker gets its share of the cores for the encoder's BLAS: more threads than cores
+      # only make the processes wait for one another
+      threads = max(1, _available_cpus() // workers)
+      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue, threads),
+                           daemon=True)
                for _ in range(workers)]
       for p in procs:
         p.start()

@@ -45,9 +45,12 @@ def _embedding_threshold(res: AttackResources, official: float) -> float:
   return official if res.synonym_vectors else resources.SYNONYM_MIN_COS
 
 
-def build_attack(name: str, model_wrapper, res: AttackResources = AttackResources()):
+def build_attack(name: str, model_wrapper, res: AttackResources = AttackResources(), *,
+                 encoder_threads: int | None = None):
   """A textattack.Attack for `name` against `model_wrapper`. Call
-  resources.prepare_textattack_environment() first."""
+  resources.prepare_textattack_environment() first. `encoder_threads`: BLAS threads of the
+  sentence encoder (None: its default); a worker process sharing the cores with others should
+  use its share (the same embeddings, bit for bit: BLAS splits rows, not sums, among threads)."""
   import textattack
   from textattack.constraints.overlap import MaxWordsPerturbed
   from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
@@ -66,6 +69,9 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
   def synonym_space():
     return resources.load_synonym_embedding(res.synonym_vectors or None)
 
+  def sentence_encoder(**kwargs):
+    return resources.OfflineSentenceEncoder(threads=encoder_threads, **kwargs)
+
   if name == "textfooler":
     embedding = synonym_space()
     from textattack.attack_recipes.textfooler_jin_2019 import TextFoolerJin2019
@@ -74,9 +80,9 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
                    WordEmbeddingDistance(embedding=embedding,
                                          min_cos_sim=_embedding_threshold(res, 0.5)),
                    resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
-                   resources.OfflineSentenceEncoder(threshold=0.840845057, metric="angular",
-                                                    compare_against_original=False, window_size=15,
-                                                    skip_text_shorter_than_window=True)]
+                   sentence_encoder(threshold=0.840845057, metric="angular",
+                                    compare_against_original=False, window_size=15,
+                                    skip_text_shorter_than_window=True)]
     return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=50, embedding=embedding),
                              GreedyWordSwapWIR(wir_method="delete"))
   if name == "pwws":
@@ -88,9 +94,9 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
                    WordEmbeddingDistance(embedding=embedding, compare_against_original=False,
                                          **({"max_mse_dist": 0.5} if res.synonym_vectors else
                                             {"min_cos_sim": resources.SYNONYM_MIN_COS})),
-                   resources.OfflineSentenceEncoder(threshold=0.840845057, metric="angular",
-                                                    compare_against_original=False, window_size=15,
-                                                    skip_text_shorter_than_window=True)]
+                   sentence_encoder(threshold=0.840845057, metric="angular",
+                                    compare_against_original=False, window_size=15,
+                                    skip_text_shorter_than_window=True)]
     return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=8, embedding=embedding),
                              AlzantotGeneticAlgorithm(pop_size=60, max_iters=20, post_crossover_check=False))
   if name == "iga":
@@ -118,9 +124,9 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
         _spacy_merge_masked_lm(WordMergeMaskedLM)(masked_language_model=masked_lm, tokenizer=tokenizer,
                                                   max_candidates=50, min_confidence=5e-3)])
     constraints = [RepeatModification(), StopwordModification(),
-                   resources.OfflineSentenceEncoder(threshold=0.7, metric="cosine",
-                                                    compare_against_original=True, window_size=15,
-                                                    skip_text_shorter_than_window=True)]
+                   sentence_encoder(threshold=0.7, metric="cosine",
+                                    compare_against_original=True, window_size=15,
+                                    skip_text_shorter_than_window=True)]
     return textattack.Attack(goal, constraints, transformation, GreedySearch())
   # bae
   from textattack.attack_recipes.bae_garg_2019 import BAEGarg2019
@@ -128,9 +134,9 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
                                     max_candidates=50, min_confidence=0.0)
   constraints = [RepeatModification(), StopwordModification(),
                  resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
-                 resources.OfflineSentenceEncoder(threshold=0.936338023, metric="cosine",
-                                                  compare_against_original=True, window_size=15,
-                                                  skip_text_shorter_than_window=True)]
+                 sentence_encoder(threshold=0.936338023, metric="cosine",
+                                  compare_against_original=True, window_size=15,
+                                  skip_text_shorter_than_window=True)]
   return BAEGarg2019(goal, constraints, transformation, GreedyWordSwapWIR(wir_method="delete"))
 
 

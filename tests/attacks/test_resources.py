@@ -249,3 +249,50 @@ def test_masked_lm(tmp_path, cache_dir):
                           max_candidates=5, min_confidence=0.0)
   candidates = swap._bae_replacement_words(AttackedText("the movie is good"), [3])
   assert len(candidates) == 1 and len(candidates[0]) <= 5
+
+
+def test_fast_paths_match_textattack(cache_dir, synonyms):
+  """The shortcuts taken for speed give TextAttack's own results: batched spaCy tags, the batched
+  part-of-speech check, the sentence encoder's skip of texts shorter than its window, the
+  memoised word splitter and the module-free cosine."""
+  import torch
+  from textattack.constraints.grammaticality import PartOfSpeech
+  from textattack.constraints.semantics.sentence_encoders import SentenceEncoder
+  from textattack.shared import WordEmbedding, attacked_text
+  from textattack.shared.utils import strings
+
+  lists = [["the", "movie", "is", "good"], ["run", "is", "a", "run"], ["what", "is", "it", "?"],
+           ["a", " ", "b"]]
+  for tagset in ("universal", "upos", "ptb"):
+    assert resources.spacy_tags_many(lists, tagset) == [resources.spacy_tags(w, tagset)
+                                                        for w in lists]
+  assert resources.spacy_tags(["a", " ", "b"], "ptb")[1] == "_SP"   # the attribute ruler ran
+
+  original, swapped = _swaps("the acting is good and the story is fun", 3,
+                             "fine", "quickly", "nice", "well", "running", "bad")
+  batched = resources.SpacyPartOfSpeech()
+  one_by_one = resources.SpacyPartOfSpeech()
+  expected = [t for t in swapped if PartOfSpeech._check_constraint(one_by_one, t, original)]
+  assert batched._check_constraint_many(swapped, original) == expected
+  assert 0 < len(expected) < len(swapped)
+
+  encoder = resources.OfflineSentenceEncoder(threshold=0.84, metric="angular", window_size=15,
+                                             skip_text_shorter_than_window=True,
+                                             compare_against_original=False)
+  fast = encoder._check_constraint_many(swapped, original)
+  assert encoder._model is None                         # short texts: nothing encoded
+  scores = [t.attack_attrs.pop("similarity_score") for t in swapped]
+  slow = SentenceEncoder._check_constraint_many(encoder, swapped, original)
+  assert list(fast) == list(slow)
+  assert scores == [t.attack_attrs["similarity_score"] for t in swapped] == [1.0] * len(swapped)
+
+  for text in ("Hello, world!", "don't 'quote' me -- ok?", "", "x"):
+    assert attacked_text.words_from_text(text) == strings.words_from_text(text)
+  assert attacked_text.words_from_text("a b", ["a"]) == ["b"]
+
+  for a, b in (("good", "great"), ("movie", "film"), ("good", "bad")):
+    ia, ib = sorted((synonyms.word2index(a), synonyms.word2index(b)))
+    reference = torch.nn.CosineSimilarity(dim=0)(torch.tensor(synonyms.embedding_matrix[ia]),
+                                                 torch.tensor(synonyms.embedding_matrix[ib]))
+    assert synonyms.get_cos_sim(a, b) == reference.item()
+    assert WordEmbedding.get_cos_sim(synonyms, a, b) == reference.item()
