@@ -10,6 +10,7 @@ from ml_collections import config_flags
 
 from flat_jax import config as config_lib
 from flat_jax import pipeline
+from flat_jax import runtime
 from flat_jax.data.datasets import DataError
 from flat_jax.data.embeddings import EmbeddingError
 
@@ -38,6 +39,10 @@ def main(argv):
   logging.getLogger().addHandler(handler)
   for h in logging.getLogger().handlers:
     h.addFilter(_QuietLibraries())
+  try:
+    runtime.enable_compilation_cache()
+  except Exception as e:  # only slower without it
+    logging.warning("no persistent compilation cache (%s: %s)", type(e).__name__, e)
   try:
     pipeline.run(FLAGS.config, workdir)
   except (config_lib.ConfigError, DataError, EmbeddingError, pipeline.RunError) as e:

@@ -74,6 +74,38 @@ def _comparable(config) -> dict:
   return settings
 
 
+def _new_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
+  """Keys of `current` that `saved` lacks (settings added to flat_jax after the run started)."""
+  keys = []
+  for key, value in current.items():
+    if key not in saved:
+      keys.append(prefix + key)
+    elif isinstance(value, dict) and isinstance(saved[key], dict):
+      keys += _new_keys(saved[key], value, f"{prefix}{key}.")
+  return keys
+
+
+def _same_config(config_file: pathlib.Path, config) -> bool:
+  """Whether the run saved in `config_file` used `config`. A setting the saved run did not have yet
+  counts as the same (its default is what the older code did); it is logged."""
+  saved, current = json.loads(config_file.read_text()), _comparable(config)
+  added = _new_keys(saved, current)
+  if added:
+    pruned = json.loads(json.dumps(current))
+    for dotted in added:
+      *parents, last = dotted.split(".")
+      node = pruned
+      for name in parents:
+        node = node[name]
+      node.pop(last)
+    if pruned != saved:
+      return False
+    logging.warning("%s predates the settings %s; taking them from the current config",
+                    config_file, ", ".join(added))
+    return True
+  return saved == current
+
+
 def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   """Creates the workdir. Returns the results when the same config already completed there (all
   stages, or the training stages for stage=train); refuses a different config over a completed run
@@ -90,14 +122,14 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   complete = previous.get("status") == "finished" or (
       previous.get("status") == "trained" and config.stage == "train")
   if complete and not config.overwrite:
-    same = config_file.exists() and json.loads(config_file.read_text()) == _comparable(config)
+    same = config_file.exists() and _same_config(config_file, config)
     if same:
       return workdir, previous
     raise RunError(f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
                    f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
                    f"to replace it, or use another --workdir.")
   workdir.mkdir(parents=True, exist_ok=True)
-  if config_file.exists() and json.loads(config_file.read_text()) != _comparable(config) and (
+  if config_file.exists() and not _same_config(config_file, config) and (
       workdir / "checkpoints").exists():
     raise RunError(f"{workdir} holds an unfinished run with a different config; re-run with the same "
                    f"config to resume it, or pass --config.overwrite=True to start over.")

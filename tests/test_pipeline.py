@@ -68,3 +68,22 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resuming after epoch 2" in resumed.stderr
   assert _comparable(killed) == _comparable(reference)
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_and_a_changed_one_is_refused(tmp_path):
+  from flat_jax import pipeline
+  from flat_jax.config import preset
+  config = preset("trec", "cnn")
+  workdir = tmp_path / "run"
+  pipeline.prepare_workdir(config, workdir)
+  (workdir / "checkpoints").mkdir()                     # an unfinished run
+  saved = json.loads((workdir / "config.json").read_text())
+  del saved["eval"]["ig_steps"]                         # as written by an older flat_jax
+  (workdir / "config.json").write_text(json.dumps(saved))
+  assert pipeline.prepare_workdir(config, workdir) == (workdir, None)
+  assert "ig_steps" in json.loads((workdir / "config.json").read_text())["eval"]
+
+  saved["train"]["epochs"] += 1                         # still without ig_steps
+  (workdir / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(pipeline.RunError, match="different config"):
+    pipeline.prepare_workdir(config, workdir)

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from flat_jax import runtime
 from flat_jax.attacks.pairs import aligned_tokens, replaced_pairs
 
 
@@ -92,24 +93,10 @@ class _Attacker:
     return _record(index, label, self.attack.attack(text, label))
 
 
-def _enable_compilation_cache() -> None:
-  """Keeps the bridge's compiled forwards on disk (`<cache>/jax_compilation`), so each new worker
-  process loads them instead of compiling a dozen input shapes again. A loaded executable is the
-  compiled one, so predictions are unchanged. Call before anything is compiled; a cache folder
-  already configured (JAX_COMPILATION_CACHE_DIR) is kept."""
-  import jax
-  from flat_jax.attacks import resources
-  if jax.config.jax_compilation_cache_dir is None:
-    jax.config.update("jax_compilation_cache_dir",
-                      str(resources.default_cache_dir() / "jax_compilation"))
-  # the bridge's forwards compile in well under the default 1 s threshold
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-
 def _worker(job: AttackJob, tasks, results, threads: int | None = None) -> None:
   logging.getLogger().setLevel(logging.WARNING)
   try:
-    _enable_compilation_cache()
+    runtime.enable_compilation_cache()
   except Exception as e:  # only slower without it
     logging.warning("attack worker: no persistent compilation cache (%s: %s)", type(e).__name__, e)
   try:

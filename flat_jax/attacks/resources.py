@@ -37,7 +37,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-CACHE_ENV = "FLAT_JAX_CACHE"
+from flat_jax.runtime import CACHE_ENV, default_cache_dir  # noqa: F401  (re-exported)
+
 DEBIAN_WORDNET = pathlib.Path("/usr/share/wordnet")
 # WordNet 3.0's lexicographer files, numbered as in the `lexnames` file NLTK reads (lexnames(5WN)).
 # Debian's packages do not ship that file. Third field: 1 noun, 2 verb, 3 adjective, 4 adverb.
@@ -77,10 +78,6 @@ class ResourceError(RuntimeError):
 
 _prepared_cache_dir: pathlib.Path | None = None
 _installed_nltk_data: set[pathlib.Path] = set()
-
-
-def default_cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get(CACHE_ENV) or "~/.cache/flat_jax").expanduser()
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:

@@ -28,9 +28,15 @@ def test_four_devices_match_one(tmp_path, shared_data, batch_size):
   four, four_metrics = _run(tmp_path / "four", 4, f"--config.train.batch_size={batch_size}")
   assert abs(one["dev_accuracy"] - four["dev_accuracy"]) <= 0.1
   assert abs(one["standard_accuracy"] - four["standard_accuracy"]) <= 0.1
+  assert [m["stage"] for m in one_metrics] == [m["stage"] for m in four_metrics]
+  flat_lines = [i for i, m in enumerate(one_metrics) if m["stage"] == "train_flat_round_0"]
+  assert len(flat_lines) == 2
   for a, b in zip(one_metrics, four_metrics):
-    for key in ("train_loss", "train_ce", "train_entropy"):
-      np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=key)
+    # the base stage first (CE only), then FLAT (CE + entropy terms)
+    keys = ("train_loss", "train_ce", "train_entropy") if a["stage"].startswith("train_flat") else (
+        "train_loss",)
+    for key in keys:
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=f"{a['stage']} {key}")
 
 
 def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data):
