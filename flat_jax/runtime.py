@@ -14,12 +14,11 @@ def default_cache_dir() -> pathlib.Path:
 def enable_compilation_cache() -> None:
   """Keeps compiled XLA programs on disk (`<cache>/jax_compilation`), so a resumed run, the next
   stage with the same shapes and each attack worker process load them instead of compiling again.
-  A loaded executable is the compiled one: the numbers are unchanged. Call before anything is
-  compiled; a folder already set (JAX_COMPILATION_CACHE_DIR) is kept."""
+  A loaded executable is the compiled one: the numbers are unchanged. The folder only grows (a few
+  MB per config); delete it at any time. Call before anything is compiled; a folder already set
+  (JAX_COMPILATION_CACHE_DIR) is kept."""
   import jax
   if jax.config.jax_compilation_cache_dir is None:
     jax.config.update("jax_compilation_cache_dir", str(default_cache_dir() / "jax_compilation"))
   # most of our programs compile in well under JAX's default 1 s threshold, and a run has dozens
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  if jax.config.jax_compilation_cache_max_size == -1:   # unbounded by default: evict past 4 GiB
-    jax.config.update("jax_compilation_cache_max_size", 4 << 30)
