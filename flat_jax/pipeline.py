@@ -317,6 +317,9 @@ def run(config, workdir) -> dict:
     return write_report(workdir)
   workdir, finished = prepare_workdir(config, workdir)
   if finished is not None:
+    if finished.get("status") == "finished" and not (workdir / "report" / "index.html").exists():
+      write_report(workdir)   # killed while the report was being written
+      finished = read_results(workdir)
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
                  finished["standard_accuracy"])
     return finished
@@ -400,15 +403,35 @@ def run(config, workdir) -> dict:
 
 
 def write_report(workdir) -> dict:
-  """DIR/report/tables.md: the paper's tables for this run, the paper's figures beside ours."""
+  """DIR/report/: tables.md (the paper's tables, the paper's figures beside ours), the plots there
+  are data for (PNG) and index.html (tables, plots, IG-coloured original/adversarial pairs). For a
+  FLAT run the global importance analysis (Table 9, Figure 5) also goes into results.json."""
+  from flat_jax.interpret import importance as importance_lib
+  from flat_jax.report import html, plots
+  from flat_jax.training.artifacts import load_trained
   workdir = pathlib.Path(workdir)
   results = read_results(workdir)
   if not results:
     raise RunError(f"{workdir}: no results.json to report on; run the training first")
-  (workdir / "report").mkdir(exist_ok=True)
+  report_dir = workdir / "report"
+  report_dir.mkdir(exist_ok=True)
   text = render(load_runs([workdir]))
-  (workdir / "report" / "tables.md").write_text(text, encoding="utf-8")
-  logging.info("report: %s\n%s", workdir / "report" / "tables.md", text)
+  (report_dir / "tables.md").write_text(text, encoding="utf-8")
+  logging.info("report: %s\n%s", report_dir / "tables.md", text)
+  analysis = None
+  if (workdir / "importance.npy").exists() and results.get("model_stage"):
+    analysis = importance_lib.analyze_run(workdir)
+    results["importance"] = analysis.summary
+    write_results(workdir, results)
+  images = plots.write_run_plots(report_dir, analysis=analysis,
+                                 runs={plots.run_label(results): results})
+  attribute = None
+  if results.get("model_stage"):
+    trained = load_trained(workdir, results["model_stage"])
+    attribute = interpret_pairs.word_attributor_ig(trained, steps=trained.config.eval.ig_steps)
+  page = html.write_page(workdir, attribute=attribute, images=images,
+                         importance=analysis.summary if analysis else None)
+  logging.info("report page: %s", page)
   return results
 
 

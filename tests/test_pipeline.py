@@ -55,6 +55,11 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   pairs = [r for r in test_records if r["status"] != "skipped" and r["perturbed"] != r["original"]]
   assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
   assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
+  page = (reference / "report" / "index.html").read_text()
+  assert page.count("data:image/png;base64,") == 3          # figures 4, 5 and 6 (IG), embedded
+  first_pair = pairs[0]["original"].split()[0]
+  assert first_pair in page and "class=\"w sub\"" in page  # IG-coloured pairs, replaced words framed
+  assert {"pearson", "synonym_l1"} <= set(json.loads((reference / "results.json").read_text())["importance"])
   assert {"train_base", "attack_round_1", "train_flat_round_1", "attack_round_2",
           "train_flat_round_2", "attack_test_textfooler"} <= set(results["timings_s"])
 

@@ -1,0 +1,120 @@
+"""PNG plots of the paper's Figures 4, 5 and 6 for a run's report (DIR/report/*.png).
+
+Each function takes the data, writes one PNG and returns its path.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import numpy as np  # noqa: E402
+
+from flat_jax.report import paper  # noqa: E402
+
+KS = tuple(range(1, 11))
+
+
+def run_label(run: dict) -> str:
+  """'CNN-FLAT', 'CNN-adv', 'CNN-base' for a results.json."""
+  mode = run.get("mode", "?")
+  return f"{paper.MODEL_NAMES.get(run.get('model'), run.get('model', '?'))}-" + (
+      "FLAT" if mode == "flat" else mode)
+
+
+def _save(fig, path) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def _r(value) -> str:
+  return "undefined" if value is None else f"{value:.2f}"
+
+
+def figure4(analysis, path) -> pathlib.Path:
+  """Scatter plots: (a) substitution vs word frequency, (b) phi vs word frequency, (c) phi vs
+  substitution frequency, frequencies on log(1 + count) axes; Pearson r (raw counts, and on the
+  logs) in the titles. `analysis` is an interpret.importance.ImportanceAnalysis."""
+  if len(analysis.phi) == 0:
+    raise ValueError("figure4: the analysis has no words")
+  log_wf, log_sf = np.log1p(analysis.word_freq), np.log1p(analysis.sub_freq)
+  raw, logs = analysis.summary["pearson"], analysis.summary["pearson_log"]
+  panels = [
+      ("(a)", log_wf, log_sf, "log(1 + word frequency)", "log(1 + substitution frequency)",
+       "sub_freq_vs_word_freq"),
+      ("(b)", log_wf, analysis.phi, "log(1 + word frequency)", "global importance φ",
+       "phi_vs_word_freq"),
+      ("(c)", log_sf, analysis.phi, "log(1 + substitution frequency)", "global importance φ",
+       "phi_vs_sub_freq"),
+  ]
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+  for ax, (tag, x, y, xlabel, ylabel, key) in zip(axes, panels):
+    ax.scatter(x, y, s=5, alpha=0.35, linewidths=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{tag} Pearson r = {_r(raw[key])} (logs: {_r(logs[key])})", fontsize=10)
+  fig.suptitle(f"Global word importance and frequencies ({len(analysis.phi)} training words)")
+  return _save(fig, path)
+
+
+def figure5(l1_by_label: Mapping[str, Sequence[float]], path, *, num_synonyms: int = 10
+            ) -> pathlib.Path:
+  """Box plot of the L1 differences between the phi of sampled words and of their synonyms, one
+  box per label (runs or ablation settings, and a random-word reference)."""
+  if not l1_by_label or any(len(v) == 0 for v in l1_by_label.values()):
+    raise ValueError("figure5: needs at least one non-empty set of L1 differences per label")
+  labels = list(l1_by_label)
+  fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(labels), 4))
+  ax.boxplot([np.asarray(l1_by_label[k], np.float64) for k in labels], tick_labels=labels,
+             showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
+  ax.set_ylabel(f"Σ |φ(w) − φ(s)| over {num_synonyms} words s")
+  ax.set_title("L1 difference of global importance: sampled words vs their neighbours", fontsize=10)
+  return _save(fig, path)
+
+
+def figure6(runs: Mapping[str, dict], path, method: str = "ig") -> pathlib.Path:
+  """Top-k intersection for k = 1..10 of `method` attributions, one panel per attack and one curve
+  per run (label -> results.json dict)."""
+  attacks = sorted({a for run in runs.values()
+                    for a in run.get("interpretation", {}).get(method, {})})
+  if not attacks:
+    raise ValueError(f"figure6: no run has {method} interpretation results")
+  fig, axes = plt.subplots(1, len(attacks), figsize=(5 * len(attacks), 3.8), squeeze=False)
+  for ax, attack in zip(axes[0], attacks):
+    for label, run in runs.items():
+      scores = run.get("interpretation", {}).get(method, {}).get(attack, {}).get("topk_intersection")
+      if scores:
+        ks = [k for k in KS if str(k) in scores]
+        ax.plot(ks, [scores[str(k)] for k in ks], marker="o", markersize=3, label=label)
+    ax.set_xlabel("k")
+    ax.set_ylabel("top-k intersection")
+    ax.set_xticks(KS)
+    ax.set_title(f"{method.upper()}, {paper.ATTACK_NAMES.get(attack, attack)}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+  return _save(fig, path)
+
+
+def write_run_plots(out_dir, *, analysis=None, runs: Mapping[str, dict] | None = None,
+                    methods: Sequence[str] = ("ig", "lime")) -> list[pathlib.Path]:
+  """The plots there are data for, into out_dir (DIR/report): figure4.png and figure5.png from an
+  importance analysis (FLAT runs), figure6_<method>.png from results.json dicts (label -> run)."""
+  out_dir = pathlib.Path(out_dir)
+  paths = []
+  if analysis is not None:
+    paths.append(figure4(analysis, out_dir / "figure4.png"))
+    if len(analysis.synonym_l1):
+      k = analysis.summary["synonym_l1"]["num_synonyms"]
+      paths.append(figure5({"nearest synonyms": analysis.synonym_l1,
+                            "random words": analysis.random_l1}, out_dir / "figure5.png",
+                           num_synonyms=k))
+  for method in methods:
+    if runs and any(run.get("interpretation", {}).get(method) for run in runs.values()):
+      paths.append(figure6(runs, out_dir / f"figure6_{method}.png", method))
+  return paths
