@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1
   c.flat.gamma = 0.001
+  c.flat.entropy_reduction = "sum"   # H(W|x) over a text's real tokens: sum (the paper) or mean
   c.flat.learning_rate = 0.0  # learning rate of FLAT training; 0 = train.learning_rate
 
   c.attack = ml_collections.ConfigDict()
@@ -143,6 +144,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "train.round_epochs": _non_negative,
     "flat.beta": _non_negative,
     "flat.gamma": _non_negative,
+    "flat.entropy_reduction": _one_of(("sum", "mean")),
     "flat.learning_rate": _non_negative,
     "attack.recipe": _one_of(RECIPES),
     "attack.num_examples": _non_negative,

@@ -226,7 +226,8 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
   tx = make_optimizer(train_config, params, freeze_embeddings=config.model.freeze_embeddings,
                       total_steps=total_steps)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
-  objective = objectives.make_objective(mode, config.flat.beta, config.flat.gamma)
+  objective = objectives.make_objective(mode, config.flat.beta, config.flat.gamma,
+                                        config.flat.entropy_reduction)
   eval_step = make_eval_step(apply_fn, mesh)
   fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh),
                eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
@@ -339,7 +340,8 @@ def run(config, workdir) -> dict:
                             "coverage": round(data.coverage, 4)},
              "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
                         "num_examples": config.attack.num_examples},
-             **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma}}
+             **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma,
+                          "entropy_reduction": config.flat.entropy_reduction}}
                 if config.mode == "flat" else {}),
              "rounds": [], "after_attack": previous.get("after_attack", {}),
              "interpretation": previous.get("interpretation", {}),

@@ -20,12 +20,24 @@ def binary_entropy(p, eps: float = 1e-6):
   return -(p * jnp.log(p) + (1.0 - p) * jnp.log1p(-p))
 
 
-def mask_entropy(keep_prob, token_mask):
-  """H(W | x) per text: the masks are independent given x, so the entropy is the sum of the
-  tokens' binary entropies, over real tokens only (padding and special tokens excluded). The
-  authors took the mean over every padded position instead, which shrinks beta by about the padded
-  length."""
-  return jnp.sum(binary_entropy(keep_prob) * token_mask.astype(keep_prob.dtype), -1)
+ENTROPY_REDUCTIONS = ("sum", "mean")
+
+
+def mask_entropy(keep_prob, token_mask, reduction: str = "sum"):
+  """H(W | x) per text over real tokens only (padding and special tokens excluded).
+
+  "sum": the masks are independent given x, so the entropy is the sum of the tokens' binary
+  entropies (the paper's factorised entropy); its weight against the one CE term per text grows
+  with the text's length. "mean": the mean over the text's real tokens, one entropy term per text
+  whatever its length. The authors took the mean over every padded position, which shrinks beta by
+  about the padded length."""
+  weights = token_mask.astype(keep_prob.dtype)
+  total = jnp.sum(binary_entropy(keep_prob) * weights, -1)
+  if reduction == "sum":
+    return total
+  if reduction == "mean":
+    return total / jnp.maximum(jnp.sum(weights, -1), 1.0)
+  raise ValueError(f"entropy reduction must be one of {ENTROPY_REDUCTIONS}, not {reduction!r}")
 
 
 class WordMask(nn.Module):

@@ -39,7 +39,11 @@ def load_runs(paths: Iterable) -> list[dict]:
 def _key(run: dict):
   attack = run.get("attack", {}).get("recipe") if run["mode"] != "base" else None
   flat = run.get("flat", {})
-  beta_gamma = (flat.get("beta"), flat.get("gamma")) if run["mode"] == "flat" else None
+  beta_gamma = None
+  if run["mode"] == "flat":
+    beta_gamma = (flat.get("beta"), flat.get("gamma"))
+    if flat.get("entropy_reduction", "sum") != "sum":   # not the paper's objective: its own row
+      beta_gamma += (flat["entropy_reduction"],)
   return run["model"], run["mode"], attack, beta_gamma
 
 
@@ -81,8 +85,10 @@ def _label(model, mode, attack, beta_gamma, with_attack=True) -> str:
   label = f"{paper.MODEL_NAMES.get(model, model)}-{'FLAT' if mode == 'flat' else mode}"
   if with_attack and attack:
     label += f" ({paper.ATTACK_NAMES.get(attack, attack)})"
-  if beta_gamma and None not in beta_gamma and tuple(beta_gamma) != PAPER_BETA_GAMMA:
+  if beta_gamma and None not in beta_gamma and tuple(beta_gamma[:2]) != PAPER_BETA_GAMMA:
     label += f" β={beta_gamma[0]:g} γ={beta_gamma[1]:g}"
+  if beta_gamma and len(beta_gamma) > 2:
+    label += f" (entropy {beta_gamma[2]})"
   return label
 
 

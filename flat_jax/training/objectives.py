@@ -61,16 +61,16 @@ def adv_objective(outputs, batch):
   return metrics["loss"], metrics
 
 
-def flat_objective(beta: float, gamma: float) -> Callable:
+def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum") -> Callable:
   def objective(outputs, batch):
     logits, keep, token_mask = outputs["logits"], outputs["keep_prob"], outputs["token_mask"]
     ce = cross_entropy(logits[:, 0], batch["label"])
-    entropy = mask_entropy(keep[:, 0], token_mask[:, 0])
+    entropy = mask_entropy(keep[:, 0], token_mask[:, 0], entropy_reduction)
     imp = jnp.zeros_like(ce)
     twin = _twin(batch)
     if twin is not None:
       ce = ce + twin * cross_entropy(logits[:, 1], batch["label"])
-      entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1])
+      entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
       replaced = batch["replaced"] if "replaced" in batch else replaced_positions(
           batch["ids"], batch["adv_ids"])
       imp = twin * importance_l1(keep[:, 0], keep[:, 1], replaced)
@@ -80,11 +80,12 @@ def flat_objective(beta: float, gamma: float) -> Callable:
   return objective
 
 
-def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0) -> Callable:
+def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0,
+                   entropy_reduction: str = "sum") -> Callable:
   if mode == "base":
     return base_objective
   if mode == "adv":
     return adv_objective
   if mode == "flat":
-    return flat_objective(beta, gamma)
+    return flat_objective(beta, gamma, entropy_reduction)
   raise ValueError(f"unknown mode {mode!r}")

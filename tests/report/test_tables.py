@@ -33,6 +33,15 @@ def test_table2_cells_are_ours_beside_the_papers_and_repeats_are_averaged():
   assert "| Models | TREC |" in text
 
 
+def test_a_mean_entropy_run_gets_its_own_row_without_the_papers_figure():
+  mean = _run("trec", "cnn", "flat", 80.0)
+  mean["flat"]["entropy_reduction"] = "mean"
+  text = tables.table2([_run("trec", "cnn", "flat", 88.0), mean])
+  assert _row(text, "CNN-FLAT (Textfooler)") == "| CNN-FLAT (Textfooler) | 88.00 (89.20) |"
+  assert _row(text, "CNN-FLAT (Textfooler) (entropy mean)") == \
+      "| CNN-FLAT (Textfooler) (entropy mean) | 80.00 |"
+
+
 def test_table3_uses_the_training_attack_and_attacks_base_with_each():
   runs = [_run("trec", "cnn", "base", 87.2, pwws=50.0, textfooler=40.0),
           _run("trec", "cnn", "flat", 88.0, aa=60.0)]

@@ -56,6 +56,14 @@ def test_flat_terms_by_hand():
   np.testing.assert_allclose(m["loss"], ce_sum - beta * ent + gamma * imp, rtol=1e-5)
 
 
+def test_mean_entropy_divides_each_text_by_its_real_tokens():
+  _, m = make_objective("flat", 0.1, 0.001, entropy_reduction="mean")(OUTPUTS, BATCH)
+  ent = (h(0.5) + h(0.8)) / 2 + (h(0.5) + h(0.3)) / 2 + (h(0.9) + h(0.1) + h(0.5)) / 3
+  np.testing.assert_allclose(m["entropy"], ent, rtol=1e-5)
+  with pytest.raises(ValueError, match="entropy reduction"):
+    make_objective("flat", 0.1, 0.001, entropy_reduction="max")(OUTPUTS, BATCH)
+
+
 def test_padding_rows_do_not_count():
   objective = make_objective("flat", 0.1, 0.001)
   padded, _ = objective(OUTPUTS, {**BATCH, "weight": jnp.array([1.0, 0.0])})
