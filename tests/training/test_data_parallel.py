@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 
-def _run(workdir, devices, *overrides):
+def _run(workdir, devices, *overrides, mode="flat"):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
   cmd = [sys.executable, "-m", "flat_jax.main", "--config", "configs/sst2_cnn.py", "--workdir",
-         str(workdir), "--config.mode=flat", "--config.rounds=0", "--config.stage=train",
+         str(workdir), f"--config.mode={mode}", "--config.rounds=0", "--config.stage=train",
          "--config.data.train_limit=600",
          "--config.data.test_limit=200", "--config.train.epochs=2", *overrides]
   done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -40,9 +40,10 @@ def test_four_devices_match_one(tmp_path, shared_data, batch_size):
 
 
 def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data):
-  """Adam hides a gradient scaled by the device count; plain SGD does not."""
+  """Adam hides a gradient scaled by the device count; plain SGD does not. (Base mode: the same
+  train step as FLAT's, one stage instead of two.)"""
   one, one_metrics = _run(tmp_path / "one", 1, "--config.train.optimizer=sgd",
-                          "--config.flat.learning_rate=0.05")
+                          "--config.train.learning_rate=0.05", mode="base")
   four, four_metrics = _run(tmp_path / "four", 4, "--config.train.optimizer=sgd",
-                            "--config.flat.learning_rate=0.05")
+                            "--config.train.learning_rate=0.05", mode="base")
   np.testing.assert_allclose(one_metrics[-1]["train_loss"], four_metrics[-1]["train_loss"], rtol=1e-4)
