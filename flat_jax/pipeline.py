@@ -63,8 +63,8 @@ def write_results(workdir, results: dict) -> None:
 
 def _check_supported(config) -> None:
   if config.model.name in ("bert", "deberta"):
-    raise RunError(f"model.name={config.model.name}: the transformer encoders are not built yet "
-                   f"(issue: Flax BERT and DeBERTa encoders). Use lstm or cnn.")
+    raise RunError(f"model.name={config.model.name}: the Flax transformer encoders exist "
+                   f"(flat_jax/models) but are not wired into the pipeline yet. Use lstm or cnn.")
 
 
 def _comparable(config) -> dict:
@@ -362,6 +362,7 @@ def run(config, workdir) -> dict:
       summary = {"round": k}
       if k:   # round 0 (rounds=0): the mode's objective on clean data only
         records = _attack_round(config, workdir, data, results, k, latest_stage)
+        write_results(workdir, results)   # the attack's time, before a kill during training
         kept = augment.kept_records(records, config.attack.keep)
         added = _grow_vocabulary(config, data, kept)
         data.vocab.save(workdir / "vocab.json")

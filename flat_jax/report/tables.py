@@ -116,7 +116,7 @@ def table2(runs: Sequence[dict]) -> str:
 
 def _interpretation(run, method, recipe, field):
   scores = run.get("interpretation", {}).get(method, {}).get(recipe)
-  if not scores:
+  if not scores or "kendall_tau" not in scores:   # no original/adversarial pairs to compare
     return None
   return scores["kendall_tau"] if field == "kt" else scores["topk_intersection"].get("5")
 

@@ -33,6 +33,12 @@ def test_table2_cells_are_ours_beside_the_papers_and_repeats_are_averaged():
   assert "| Models | TREC |" in text
 
 
+def test_an_attack_without_pairs_leaves_the_consistency_cells_empty():
+  run = _run("trec", "cnn", "flat", 88.0, aa=100.0)
+  run["interpretation"] = {"ig": {"textfooler": {"num_pairs": 0}}}
+  assert _row(tables.table3([run]), "CNN-FLAT") == "| CNN-FLAT | 100.00 (62.20) | - (0.87) | - (0.96) |"
+
+
 def test_a_mean_entropy_run_gets_its_own_row_without_the_papers_figure():
   mean = _run("trec", "cnn", "flat", 80.0)
   mean["flat"]["entropy_reduction"] = "mean"
