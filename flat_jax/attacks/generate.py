@@ -53,6 +53,11 @@ def read_records(path) -> dict[int, dict]:
   return records
 
 
+def records_by_index(path) -> list[dict]:
+  """`read_records` as a list in example order."""
+  return [record for _, record in sorted(read_records(path).items())]
+
+
 def _record(index: int, label: int, result) -> dict:
   from textattack.attack_results import FailedAttackResult, SkippedAttackResult
   original = result.original_result.attacked_text.text

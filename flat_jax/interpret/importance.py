@@ -202,29 +202,17 @@ def analyze(phi, vocab_words: Sequence[str], train_texts: Iterable[str],
                             sub_freq[rows], synonym_l1_, random_l1, summary)
 
 
-def read_jsonl(path) -> list[dict]:
-  path = pathlib.Path(path)
-  records = []
-  with open(path, encoding="utf-8") as f:
-    for line_no, line in enumerate(f, start=1):
-      if line.strip():
-        try:
-          records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path}:{line_no}: not JSON ({e.msg})") from None
-  return records
-
-
 def adversarial_records(workdir, keep: str | None = None) -> list[dict]:
   """The records of DIR/adversarial/round_<k>.jsonl that the rounds trained on (`keep` as the run's
   attack.keep: 'successful' or 'perturbed'; default: the run's own setting)."""
   from flat_jax.attacks.augment import kept_records
+  from flat_jax.attacks.generate import records_by_index
   workdir = pathlib.Path(workdir)
   if keep is None:
     keep = json.loads((workdir / "config.json").read_text())["attack"]["keep"]
   files = sorted((workdir / "adversarial").glob("round_*.jsonl"),
                  key=lambda p: int(p.stem.split("_")[1]))
-  return [r for f in files for r in kept_records(read_jsonl(f), keep)]
+  return [r for f in files for r in kept_records(records_by_index(f), keep)]
 
 
 def offline_synonym_space(path: str | None = None) -> tuple[list[str], np.ndarray]:

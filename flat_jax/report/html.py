@@ -16,7 +16,7 @@ import numpy as np
 
 from flat_jax.data.text import clean_text, tokenize
 from flat_jax.interpret.consistency import align_positions
-from flat_jax.interpret.importance import read_jsonl
+from flat_jax.attacks.generate import records_by_index
 from flat_jax.interpret.pairs import counterpart_records
 from flat_jax.report import paper, tables
 from flat_jax.report.plots import run_label
@@ -258,7 +258,7 @@ def write_page(workdir, *, attribute: Callable | None = None, images: Sequence =
     for file in files:
       attack = file.stem.removeprefix("test_")
       sections += [f"<h3>{html.escape(paper.ATTACK_NAMES.get(attack, attack))}</h3>",
-                   pairs_table(read_jsonl(file), attribute, label_names, limit)]
+                   pairs_table(records_by_index(file), attribute, label_names, limit)]
   page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
           + "\n".join(sections) + "\n</body></html>\n")
