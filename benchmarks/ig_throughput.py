@@ -44,8 +44,8 @@ def model_fns(name: str, vocab_size: int, embed_dim: int, with_mask: bool):
   matrix = np.random.RandomState(0).normal(size=(vocab_size, embed_dim)).astype(np.float32)
   params = with_embedding(params, matrix)
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, m: model.apply({"params": p}, e, m, deterministic=True,
-                                          method=model.classify_embedded)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
+                                               method=model.classify_embedded)["logits"]
   return params, embed_fn, logits_fn
 
 

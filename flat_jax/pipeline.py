@@ -21,10 +21,12 @@ import numpy as np
 
 from flat_jax import config as config_lib
 from flat_jax.data.datasets import load_dataset
-from flat_jax.data.batching import num_batches
+from flat_jax.data.batching import PaddingTrim, length_buckets, num_batches
 from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
+from flat_jax.data.pieces import PieceEncoder
 from flat_jax.data.text import clean_text
 from flat_jax.data.vocab import Vocab
+from flat_jax.models import transformer
 from flat_jax.models.classifier import build_word_classifier, with_embedding
 from flat_jax.training import objectives
 from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_params
@@ -62,9 +64,11 @@ def write_results(workdir, results: dict) -> None:
 
 
 def _check_supported(config) -> None:
-  if config.model.name in ("bert", "deberta"):
-    raise RunError(f"model.name={config.model.name}: the Flax transformer encoders exist "
-                   f"(flat_jax/models) but are not wired into the pipeline yet. Use lstm or cnn.")
+  if config.model.name not in config_lib.TRANSFORMERS:
+    return
+  if config.model.from_scratch and config.model.scratch_hidden % config.model.scratch_heads:
+    raise RunError(f"model.scratch_hidden={config.model.scratch_hidden} is not a multiple of "
+                   f"model.scratch_heads={config.model.scratch_heads}")
 
 
 def _comparable(config) -> dict:
@@ -140,23 +144,39 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
 
 @dataclasses.dataclass
 class RunData:
-  """The run's data, encoded with the current vocabulary. The vocabulary and the embedding table
-  grow when a round's substitutes join them (existing ids and rows never change)."""
+  """The run's data, encoded as the model reads it. Word models: with the current vocabulary,
+  which grows with the embedding table when a round's substitutes join them (existing ids and rows
+  never change). Word-piece models: with the checkpoint's tokenizer (`pieces`), each piece knowing
+  its word (extra "word_ids")."""
   dataset: object
-  vocab: Vocab
-  matrix: np.ndarray
+  vocab: Vocab | None
+  matrix: np.ndarray | None
   embeddings_source: str
   coverage: float
   train: EncodedSplit
   dev: EncodedSplit
   test: EncodedSplit
+  pieces: PieceEncoder | None = None
+  source: transformer.TransformerSource | None = None
 
-  def encode(self, text: str) -> list[int]:
-    return self.vocab.encode(clean_text(text), self.train.ids.shape[1])
+  @property
+  def trim(self) -> PaddingTrim | None:
+    """Word-piece batches are cut to the longest text in them (attention masks the padding)."""
+    if self.pieces is None:
+      return None
+    return PaddingTrim(self.pieces.pad_id, length_buckets(self.pieces.max_length))
+
+  def encode_rows(self, texts) -> dict[str, np.ndarray]:
+    """Raw texts as training rows: {"ids"} (word models) or {"ids", "word_ids"} (word pieces)."""
+    if self.pieces is not None:
+      return dict(zip(("ids", "word_ids"), self.pieces.encode_batch(texts)))
+    return {"ids": self.vocab.encode_batch([clean_text(t) for t in texts], self.train.ids.shape[1])[0]}
 
 
 def _load_data(config) -> RunData:
   dataset = load_dataset(config.data, seed=config.seed)
+  if config.model.name in config_lib.TRANSFORMERS:
+    return _load_piece_data(config, dataset)
   vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
   embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
                                seed=config.seed)
@@ -166,9 +186,38 @@ def _load_data(config) -> RunData:
                  encode(dataset.train), encode(dataset.dev), encode(dataset.test))
 
 
+def _load_piece_data(config, dataset) -> RunData:
+  source = transformer.load_source(config.model)
+  if config.data.max_length > source.arch.max_position:
+    raise RunError(f"data.max_length={config.data.max_length} pieces exceeds the model's "
+                   f"{source.arch.max_position} positions")
+  pieces = PieceEncoder(source.tokenizer, config.data.max_length)
+
+  def encode(split):
+    ids, word_ids = pieces.encode_batch(split.texts)
+    covered = word_ids.max(axis=1) + 1
+    cut = sum(int(n) < len(pieces.words(t)) for n, t in zip(covered, split.texts))
+    if cut:
+      logging.info("%d of %d texts lose words beyond %d pieces", cut, len(split.texts), pieces.max_length)
+    return EncodedSplit(ids, split.labels, {"word_ids": word_ids})
+
+  logging.info("model: %s", source.description)
+  return RunData(dataset, None, None, source.description, 1.0, encode(dataset.train),
+                 encode(dataset.dev), encode(dataset.test), pieces, source)
+
+
+def _save_encoding(workdir, data: RunData) -> None:
+  """What load_trained needs besides the checkpoint to read texts as the model did."""
+  if data.pieces is None:
+    data.vocab.save(workdir / "vocab.json")
+  else:
+    transformer.save_architecture(data.source.arch, workdir)
+    transformer.save_tokenizer(data.source.tokenizer, workdir)
+
+
 def _grow_vocabulary(config, data: RunData, records) -> int:
   """Adds the round's substitute words that have a pretrained vector; returns how many."""
-  if not config.attack.grow_vocab:
+  if not config.attack.grow_vocab or data.vocab is None:
     return 0
   unseen = [w for w in augment.substitute_words(records) if w not in data.vocab.index]
   vectors = pretrained_vectors(unseen, config.model.embeddings, config.model.embeddings_format)
@@ -194,27 +243,20 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
   """Trains one stage from `init_params` (the previous stage's best; None = fresh, or config.restore)
   with the objective of `mode`, keeping the best-dev checkpoint in checkpoints/<stage>/."""
   with_mask = mode == "flat"
-  model = build_word_classifier(config.model, len(data.vocab), data.dataset.num_classes,
-                                data.matrix.shape[1], with_mask=with_mask)
-  params = model.init(jax.random.PRNGKey(config.seed), train.ids[:1], deterministic=True)["params"]
-  if init_params is not None:
-    # the previous table keeps its (possibly fine-tuned) rows; rows of words added since come new
-    old_table = np.asarray(init_params["embed"]["embedding"])
-    table = np.concatenate([old_table, data.matrix[len(old_table):]])
-    params = with_embedding(params, table)
-    params = merge_params(params, {k: v for k, v in init_params.items() if k != "embed"},
-                          source=f"the previous stage's best model")
+  if data.pieces is not None:
+    model, params = _transformer_params(config, data, with_mask, init_params)
+    apply_fn = _piece_apply(model)
+    table_size = int(np.prod(params["encoder"]["embeddings"]["word_embeddings"]["embedding"].shape))
   else:
-    params = with_embedding(params, data.matrix)
-    if config.restore:
-      params = merge_params(params, load_params(config.restore), source=config.restore)
+    model, params = _word_params(config, data, with_mask, train, init_params)
+    apply_fn = lambda p, ids, deterministic, rngs: model.apply(
+        {"params": p}, ids, deterministic=deterministic, rngs=rngs)
+    table_size = data.matrix.size
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
   logging.info("%s: model %s%s, %d parameters (%d in the embedding table), %d training rows", stage,
                config.model.name, " with word mask" if with_mask else "", num_params,
-               data.matrix.size, len(train))
+               table_size, len(train))
 
-  apply_fn = lambda p, ids, deterministic, rngs: model.apply(
-      {"params": p}, ids, deterministic=deterministic, rngs=rngs)
   train_config = config.train.copy_and_resolve_references()
   if mode == "flat" and config.flat.learning_rate:
     train_config.learning_rate = config.flat.learning_rate
@@ -234,9 +276,51 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
                metrics=MetricsWriter(workdir / "metrics.jsonl"), stage=stage,
                steps_limit=config.train.steps_limit,
-               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage))
+               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
                      fitted.best_epoch, fitted.seconds)
+
+
+def _word_params(config, data: RunData, with_mask: bool, train: EncodedSplit, init_params: dict | None):
+  """LSTM/CNN: the pretrained embedding table (grown rows new) and the previous stage's best."""
+  model = build_word_classifier(config.model, len(data.vocab), data.dataset.num_classes,
+                                data.matrix.shape[1], with_mask=with_mask)
+  params = model.init(jax.random.PRNGKey(config.seed), train.ids[:1], deterministic=True)["params"]
+  if init_params is not None:
+    # the previous table keeps its (possibly fine-tuned) rows; rows of words added since come new
+    old_table = np.asarray(init_params["embed"]["embedding"])
+    table = np.concatenate([old_table, data.matrix[len(old_table):]])
+    params = with_embedding(params, table)
+    params = merge_params(params, {k: v for k, v in init_params.items() if k != "embed"},
+                          source=f"the previous stage's best model")
+  else:
+    params = with_embedding(params, data.matrix)
+    if config.restore:
+      params = merge_params(params, load_params(config.restore), source=config.restore)
+  return model, params
+
+
+def _transformer_params(config, data: RunData, with_mask: bool, init_params: dict | None):
+  """BERT/DeBERTa: the pretrained checkpoint (or random weights) for the first stage, the previous
+  stage's best for later ones; a word mask new in this stage starts fresh."""
+  model = transformer.build(data.source.arch, data.dataset.num_classes, config.model, with_mask=with_mask)
+  params = transformer.init_params(model, data.source, config.seed)
+  if init_params is not None:
+    params = merge_params(params, init_params, source="the previous stage's best model")
+  elif config.restore:
+    params = merge_params(params, load_params(config.restore), source=config.restore)
+  return model, params
+
+
+def _piece_apply(model):
+  """apply_fn of a word-piece model: texts are ids (evaluation) or {"ids", "word_ids"} (training
+  rows, for the word-level importance of L_imp)."""
+  def apply_fn(p, texts, deterministic, rngs):
+    if isinstance(texts, dict):
+      return model.apply({"params": p}, texts["ids"], word_ids=texts["word_ids"],
+                         deterministic=deterministic, rngs=rngs)
+    return model.apply({"params": p}, texts, deterministic=deterministic, rngs=rngs)
+  return apply_fn
 
 
 def _attack_job(config, workdir, recipe: str, stage: str) -> AttackJob:
@@ -328,7 +412,7 @@ def run(config, workdir) -> dict:
   timings = previous.get("timings_s", {})
   t0 = time.perf_counter()
   data = _load_data(config)
-  data.vocab.save(workdir / "vocab.json")
+  _save_encoding(workdir, data)
   timings["data"] = time.perf_counter() - t0
   mesh = make_mesh()
   logging.info("devices: %d x %s", mesh.size, jax.devices()[0].platform)
@@ -336,8 +420,9 @@ def run(config, workdir) -> dict:
   results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
              "status": "running", "rounds_done": 0, "seed": config.seed,
              "num_train": len(data.train), "num_dev": len(data.dev), "num_test": len(data.test),
-             "embeddings": {"source": data.embeddings_source, "dim": int(data.matrix.shape[1]),
-                            "coverage": round(data.coverage, 4)},
+             **({"embeddings": {"source": data.embeddings_source, "dim": int(data.matrix.shape[1]),
+                                "coverage": round(data.coverage, 4)}} if data.pieces is None else
+                {"pretrained": data.source.description}),
              "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
                         "num_examples": config.attack.num_examples},
              **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma,
@@ -365,10 +450,11 @@ def run(config, workdir) -> dict:
         write_results(workdir, results)   # the attack's time, before a kill during training
         kept = augment.kept_records(records, config.attack.keep)
         added = _grow_vocabulary(config, data, kept)
-        data.vocab.save(workdir / "vocab.json")
-        train = augment.augmented_split(data.train, kept, data.encode)
-        summary.update(attacked_model=latest_stage, attack=summarize(records), kept=len(kept),
-                       vocab_added=added, vocab_size=len(data.vocab))
+        _save_encoding(workdir, data)
+        train = augment.augmented_split(data.train, kept, data.encode_rows)
+        summary.update(attacked_model=latest_stage, attack=summarize(records), kept=len(kept))
+        if data.vocab is not None:
+          summary.update(vocab_added=added, vocab_size=len(data.vocab))
       else:
         train = data.train
       latest = _train_stage(config, workdir, data, mesh, stage=stage, mode=config.mode, train=train,
@@ -383,9 +469,9 @@ def run(config, workdir) -> dict:
 
   t0 = time.perf_counter()
   results["standard_accuracy"] = accuracy(latest.eval_step, latest.params, data.test,
-                                          config.train.eval_batch_size, mesh)
+                                          config.train.eval_batch_size, mesh, data.trim)
   timings["evaluate"] = time.perf_counter() - t0
-  if config.mode == "flat":
+  if config.mode == "flat" and data.vocab is not None:   # phi of a word piece depends on its position
     phi = np.asarray(jax.device_get(latest.model.apply(
         {"params": latest.params}, np.arange(2, len(data.vocab))[None],
         method=latest.model.importance)))[0]

@@ -45,29 +45,45 @@ def substitute_words(records: Sequence[dict]) -> list[str]:
   return list(words)
 
 
+def _word_present(word_ids: np.ndarray, num_words: int) -> np.ndarray:
+  """(N, num_words): whether word w of each row has at least one piece (was not truncated away)."""
+  present = np.zeros((len(word_ids), num_words), np.bool_)
+  rows, cols = np.nonzero((word_ids >= 0) & (word_ids < num_words))
+  present[rows, word_ids[rows, cols]] = True
+  return present
+
+
 def augmented_split(train: EncodedSplit, records: Sequence[dict],
-                    encode: Callable[[str], list[int]]) -> EncodedSplit:
+                    encode_rows: Callable[[Sequence[str]], dict[str, np.ndarray]]) -> EncodedSplit:
   """`train` with the kept records' perturbed texts as twins of their originals.
 
-  `encode` maps a raw text to ids the way the training data was encoded. Replaced positions come
-  from the record's word alignment; for an attack that changed the number of words (Clare's
-  insertions and merges) positions no longer line up, so such a twin gets CE but no L_imp."""
+  `encode_rows(texts)` encodes raw texts the way the training data was encoded: {"ids": (n, L)} for
+  word models, plus "word_ids" for word-piece models (whose replaced positions are words). Replaced
+  positions come from the record's word alignment; for an attack that changed the number of words
+  (Clare's insertions and merges) positions no longer line up, so such a twin gets CE but no L_imp."""
   n, length = train.ids.shape
-  adv_ids = train.ids.copy()
+  columns = {"ids": train.ids, **{k: v for k, v in train.extra.items() if k == "word_ids"}}
+  twins = {f"adv_{k}": v.copy() for k, v in columns.items()}
   has_adv = np.zeros(n, np.bool_)
   replaced = np.zeros((n, length), np.bool_)
+  if records:
+    encoded = encode_rows([r["perturbed"] for r in records])
+    if set(encoded) != set(columns):
+      raise ValueError(f"encode_rows gave {sorted(encoded)}, the training split has {sorted(columns)}")
+    rows = np.array([r["index"] for r in records])
+    for key, values in encoded.items():
+      twins[f"adv_{key}"][rows] = values[:, :length]
+    has_adv[rows] = True
   for record in records:
-    row = record["index"]
-    encoded = encode(record["perturbed"])[:length]
-    adv_ids[row] = PAD_ID
-    adv_ids[row, :len(encoded)] = encoded
-    has_adv[row] = True
     same_length = (len(tokenize(clean_text(record["original"])))
                    == len(tokenize(clean_text(record["perturbed"]))))
     if same_length:
       for position, _, _ in record["replaced"]:
         if position < length:
-          replaced[row, position] = True
-  replaced &= (train.ids != PAD_ID) & (adv_ids != PAD_ID)
-  extra = {"adv_ids": adv_ids, "has_adv": has_adv, "replaced": replaced}
+          replaced[record["index"], position] = True
+  if "word_ids" in columns:
+    replaced &= _word_present(columns["word_ids"], length) & _word_present(twins["adv_word_ids"], length)
+  else:
+    replaced &= (train.ids != PAD_ID) & (twins["adv_ids"] != PAD_ID)
+  extra = {**train.extra, **twins, "has_adv": has_adv, "replaced": replaced}
   return EncodedSplit(train.ids, train.labels, extra)

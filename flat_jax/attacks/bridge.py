@@ -30,10 +30,12 @@ def bucket_sizes(limit: int, smallest: int) -> tuple[int, ...]:
 
 class PredictionBridge:
   def __init__(self, predict_fn: Callable, params, encode: Callable[[str], list[int]], max_length: int,
-               num_classes: int, *, max_batch: int = 128, cache_size: int = 200_000):
+               num_classes: int, *, max_batch: int = 128, cache_size: int = 200_000,
+               pad_id: int = PAD_ID):
     self._predict = jax.jit(predict_fn)
     self._params = params
     self._encode = encode
+    self._pad_id = pad_id
     self.num_classes = num_classes
     self.lengths = bucket_sizes(max_length, min(8, max_length))
     self.batch_sizes = bucket_sizes(max_batch, 1)
@@ -52,6 +54,9 @@ class PredictionBridge:
       logits = model.apply({"params": params}, ids, deterministic=True)["logits"]
       return jax.nn.softmax(logits, axis=-1)
 
+    if trained.pieces is not None:
+      return cls(predict, trained.params, trained.pieces.encode, max_length, trained.num_classes,
+                 pad_id=trained.pieces.pad_id, **kwargs)
     encode = lambda text: trained.vocab.encode(clean_text(text), max_length)
     return cls(predict, trained.params, encode, max_length, trained.num_classes, **kwargs)
 
@@ -69,7 +74,7 @@ class PredictionBridge:
       for start in range(0, len(rows), self.batch_sizes[-1]):
         chunk = rows[start:start + self.batch_sizes[-1]]
         size = self._bucket(self.batch_sizes, len(chunk))
-        ids = np.full((size, length), PAD_ID, np.int32)
+        ids = np.full((size, length), self._pad_id, np.int32)
         for r, i in enumerate(chunk):
           ids[r, :len(encoded[i])] = encoded[i]
         probs = np.asarray(self._predict(self._params, ids))

@@ -11,11 +11,12 @@ at padding positions the baseline is the input itself, so padding neither moves 
 gets attribution, and completeness holds whatever the <pad> embedding is.
 
 Model-agnostic: pass `embed_fn(params, ids) -> (B, L, D)` and
-`logits_fn(params, embedded, token_mask) -> (B, C)`. For a WordClassifier `model`:
+`logits_fn(params, embedded, ids, token_mask) -> (B, C)` (ids for models that need them beside the
+embeddings, as BERT does for its attention mask). For a WordClassifier `model`:
 
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, m: model.apply({"params": p}, e, m, deterministic=True,
-                                          method=model.classify_embedded)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
+                                               method=model.classify_embedded)["logits"]
 """
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ def _baseline_of(baseline, embedded, ids, token_mask):
 
 
 def _class_probability(logits_fn: LogitsFn):
-  """f(params, embedded, mask, labels) -> (B,) softmax probability of each row's label."""
-  def prob(params, embedded, token_mask, labels):
-    logits = logits_fn(params, embedded, token_mask)
+  """f(params, embedded, ids, mask, labels) -> (B,) softmax probability of each row's label."""
+  def prob(params, embedded, ids, token_mask, labels):
+    logits = logits_fn(params, embedded, ids, token_mask)
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(probs, labels[:, None], axis=-1)[:, 0]
   return prob
@@ -82,7 +83,7 @@ def _class_probability(logits_fn: LogitsFn):
 def _summed_gradient(prob):
   # Rows are independent (inference mode), so the gradient of the batch sum w.r.t. the embeddings
   # is each row's own gradient: one backward pass for the whole batch.
-  return jax.grad(lambda p, e, m, y: jnp.sum(prob(p, e, m, y)), argnums=1)
+  return jax.grad(lambda p, e, i, m, y: jnp.sum(prob(p, e, i, m, y)), argnums=1)
 
 
 def _finish(attr_full, token_mask, f_x, f_base, labels):
@@ -120,13 +121,13 @@ def make_integrated_gradients(embed_fn: EmbedFn, logits_fn: LogitsFn, steps: int
   prob = _class_probability(logits_fn)
   grad = _summed_gradient(prob)
 
-  def chunk_gradient(params, embedded, base, token_mask, labels, alpha_chunk, weight_chunk):
+  def chunk_gradient(params, embedded, base, ids, token_mask, labels, alpha_chunk, weight_chunk):
     """sum_a w_a * grad f(base + a (x - base)) for one chunk of alphas, as one batch."""
     a = alpha_chunk[:, None, None, None]
     points = base[None] + a * (embedded - base)[None]          # (chunk, B, L, D)
     flat = points.reshape((-1,) + embedded.shape[1:])
     tile = lambda v: jnp.tile(v, (alpha_chunk.shape[0],) + (1,) * (v.ndim - 1))
-    g = grad(params, flat, tile(token_mask), tile(labels)).reshape(points.shape)
+    g = grad(params, flat, tile(ids), tile(token_mask), tile(labels)).reshape(points.shape)
     return jnp.einsum("c,cbld->bld", weight_chunk, g)
 
   @jax.jit
@@ -135,15 +136,15 @@ def make_integrated_gradients(embed_fn: EmbedFn, logits_fn: LogitsFn, steps: int
     embedded = embed_fn(params, ids)
     base = _baseline_of(baseline, embedded, ids, token_mask)
     if labels is None:
-      labels = jnp.argmax(logits_fn(params, embedded, token_mask), axis=-1)
+      labels = jnp.argmax(logits_fn(params, embedded, ids, token_mask), axis=-1)
     labels = labels.astype(jnp.int32)
-    run = lambda aw: chunk_gradient(params, embedded, base, token_mask, labels, *aw)
+    run = lambda aw: chunk_gradient(params, embedded, base, ids, token_mask, labels, *aw)
     if alphas.shape[0] == 1:
       avg_grad = run((jnp.asarray(alphas[0]), jnp.asarray(weights[0])))
     else:
       avg_grad = jnp.sum(jax.lax.map(run, (jnp.asarray(alphas), jnp.asarray(weights))), axis=0)
-    f_x = prob(params, embedded, token_mask, labels)
-    f_base = prob(params, base, token_mask, labels)
+    f_x = prob(params, embedded, ids, token_mask, labels)
+    f_base = prob(params, base, ids, token_mask, labels)
     return _finish((embedded - base) * avg_grad, token_mask, f_x, f_base, labels)
 
   return ig
@@ -170,14 +171,14 @@ def integrated_gradients_loop(embed_fn: EmbedFn, logits_fn: LogitsFn, params, id
   embedded = embed_fn(params, ids)
   base = _baseline_of(baseline, embedded, ids, token_mask)
   if labels is None:
-    labels = jnp.argmax(logits_fn(params, embedded, token_mask), axis=-1)
+    labels = jnp.argmax(logits_fn(params, embedded, ids, token_mask), axis=-1)
   labels = jnp.asarray(labels, jnp.int32)
   avg_grad = jnp.zeros_like(embedded)
   for alpha, weight in zip(alphas, weights):
     point = base + alpha * (embedded - base)
-    avg_grad = avg_grad + weight * grad(params, point, token_mask, labels)
-  f_x = prob(params, embedded, token_mask, labels)
-  f_base = prob(params, base, token_mask, labels)
+    avg_grad = avg_grad + weight * grad(params, point, ids, token_mask, labels)
+  f_x = prob(params, embedded, ids, token_mask, labels)
+  f_base = prob(params, base, ids, token_mask, labels)
   return _finish((embedded - base) * avg_grad, token_mask, f_x, f_base, labels)
 
 

@@ -9,8 +9,10 @@ The word mask, shared with DeBERTa (`deberta.py` imports the helpers below):
 - It multiplies the embedding-layer output (word + position + type embeddings after LayerNorm and
   dropout), one value per word piece, as the authors did.
 - Only real pieces are masked: [CLS], [SEP] and [PAD] always get the value 1. [CLS] carries the
-  pooled representation, and the mask is a distribution over words (its entropy and L_imp are
-  over words too). The authors multiplied every position, [CLS] and [SEP] included.
+  pooled representation. The authors multiplied every position, [CLS] and [SEP] included.
+- The entropy term is over the real pieces (each one a mask variable). Given each piece's word
+  index, the forward pass also returns phi per word, the max over its pieces ("word_keep_prob"),
+  for the word-level L_imp between an original and its adversarial text.
 - Training (`deterministic=False`): the hard 0/1 sample multiplies the embeddings (straight-through
   gradient) and also removes the dropped pieces from attention (the sample is a constant there:
   a gradient through an additive -inf mask would be meaningless).
@@ -220,9 +222,11 @@ def real_token_mask(ids, config):
 
 
 def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedded, ids,
-                    token_type_ids, *, deterministic: bool):
+                    token_type_ids, *, deterministic: bool, word_ids=None):
   """Embedding layer -> word mask -> transformer layers, for BERT and DeBERTa encoders.
-  Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "keep_prob")."""
+  Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "keep_prob" per
+  piece and, given word_ids (B, L) (-1 at special and padding pieces), "word_keep_prob" (B, L):
+  the max over each word's pieces, 0 for word indices without pieces)."""
   attention_mask = ids != encoder.config.pad_id
   token_mask = real_token_mask(ids, encoder.config)
   embedded = encoder.embed(word_embedded, attention_mask, token_type_ids, deterministic=deterministic)
@@ -234,6 +238,8 @@ def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedde
     if not deterministic:
       attention_mask = attention_mask & (jax.lax.stop_gradient(values) > 0.5)
     outputs["keep_prob"] = keep_prob
+    if word_ids is not None:
+      outputs["word_keep_prob"] = word_max(keep_prob, word_ids, ids.shape[-1])
   hidden = encoder.encode(embedded, attention_mask, deterministic=deterministic)
   return hidden, outputs
 
@@ -263,18 +269,19 @@ class BertClassifier(nn.Module):
     self.dropout = nn.Dropout(dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None):
+  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None):
     return self.classify_embedded(self.embed_tokens(ids), ids, deterministic=deterministic,
-                                  token_type_ids=token_type_ids)
+                                  token_type_ids=token_type_ids, word_ids=word_ids)
 
   def embed_tokens(self, ids):
     """Word-piece embeddings before position embeddings and the mask: the input space of IG."""
     return self.encoder.embed_words(ids)
 
-  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None):
+  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None,
+                        word_ids=None):
     """The forward pass from word-piece embeddings; ids give the padding and special pieces."""
     hidden, outputs = masked_encoding(self.encoder, self.word_mask, word_embedded, ids, token_type_ids,
-                                      deterministic=deterministic)
+                                      deterministic=deterministic, word_ids=word_ids)
     pooled = self.dropout(self.encoder.pool(hidden), deterministic=deterministic)
     outputs["logits"] = self.classifier(pooled)
     return outputs

@@ -392,17 +392,18 @@ class DebertaClassifier(nn.Module):
     self.dropout = nn.Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None):
+  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None):
     return self.classify_embedded(self.embed_tokens(ids), ids, deterministic=deterministic,
-                                  token_type_ids=token_type_ids)
+                                  token_type_ids=token_type_ids, word_ids=word_ids)
 
   def embed_tokens(self, ids):
     """Word-piece embeddings before the embedding LayerNorm and the mask: the input space of IG."""
     return self.encoder.embed_words(ids)
 
-  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None):
+  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None,
+                        word_ids=None):
     hidden, outputs = masked_encoding(self.encoder, self.word_mask, word_embedded, ids, token_type_ids,
-                                      deterministic=deterministic)
+                                      deterministic=deterministic, word_ids=word_ids)
     context = self.pooler_dropout(hidden[:, 0], deterministic=deterministic)
     pooled = activation(self.config.pooler_hidden_act)(self.pooler(context))
     outputs["logits"] = self.classifier(self.dropout(pooled, deterministic=deterministic))

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from flat_jax.data.batching import batches, num_batches
+from flat_jax.data.batching import PaddingTrim, batches, num_batches
 from flat_jax.training.checkpoints import StageCheckpoints
 from flat_jax.training.step import shard_batch
 
@@ -48,18 +48,31 @@ class MetricsWriter:
         f.write(json.dumps(record) + "\n")
 
 
-def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh) -> np.ndarray:
+def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
+                   trim: PaddingTrim | None = None) -> np.ndarray:
+  """Logits of every row in order. With `trim` (a batch -> batch cut of padding), rows go through
+  in order of length so that short texts share short batches."""
+  ids, labels, order = split.ids, split.labels, None
+  if trim is not None:
+    order = np.argsort(trim.lengths(ids), kind="stable")
+    ids, labels = ids[order], labels[order]
   out = []
-  for batch in batches(split.ids, split.labels, batch_size):
+  for batch in batches(ids, labels, batch_size):
     real = int(batch["weight"].sum())
+    if trim is not None:
+      batch = trim(batch)
     logits = eval_step(params, shard_batch(batch, mesh))
     out.append(np.asarray(jax.device_get(logits))[:real])
-  return np.concatenate(out)
+  logits = np.concatenate(out)
+  if order is not None:
+    logits[order] = logits.copy()
+  return logits
 
 
-def accuracy(eval_step, params, split: EncodedSplit, batch_size: int, mesh) -> float:
+def accuracy(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
+             trim: PaddingTrim | None = None) -> float:
   """Accuracy in percent, as the paper reports it."""
-  logits = predict_logits(eval_step, params, split, batch_size, mesh)
+  logits = predict_logits(eval_step, params, split, batch_size, mesh, trim)
   return float(100.0 * np.mean(np.argmax(logits, -1) == split.labels))
 
 
@@ -75,10 +88,11 @@ class FitResult:
 def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, eval_step: Callable,
         mesh, epochs: int, batch_size: int, eval_batch_size: int, seed: int,
         metrics: MetricsWriter, stage: str = "train", steps_limit: int = 0,
-        checkpoints: StageCheckpoints | None = None) -> FitResult:
+        checkpoints: StageCheckpoints | None = None, trim: PaddingTrim | None = None) -> FitResult:
   """Trains for `epochs`, evaluating on dev after each; with `checkpoints`, saves every epoch and
   resumes after the last saved one (the batch order and randomness of an epoch depend only on the
-  seed, the epoch and the step, so a resumed run repeats the uninterrupted one)."""
+  seed, the epoch and the step, so a resumed run repeats the uninterrupted one). `trim` cuts each
+  batch's padding (word-piece models)."""
   best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
   if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
     state, meta = restored
@@ -101,7 +115,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     for i, batch in enumerate(bar):
       if i >= steps_per_epoch:
         break
-      state, m = train_step(state, shard_batch(batch, mesh))
+      state, m = train_step(state, shard_batch(trim(batch) if trim else batch, mesh))
       step_metrics.append(m)
       if i % 20 == 0:
         m = jax.device_get(m)
@@ -110,7 +124,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     step_metrics = jax.device_get(step_metrics)
     totals = {k: float(sum(m[k] for m in step_metrics)) for k in step_metrics[0]}
     train_seconds = time.perf_counter() - epoch_start
-    dev_acc = accuracy(eval_step, state.params, dev, eval_batch_size, mesh)
+    dev_acc = accuracy(eval_step, state.params, dev, eval_batch_size, mesh, trim)
     is_best = dev_acc > best_dev
     if is_best:
       best_dev, best_epoch = dev_acc, epoch + 1

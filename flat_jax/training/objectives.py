@@ -7,7 +7,9 @@ Model outputs carry a text axis: leaves are (B, T, ...) with T = 1 (originals on
   base: CE(x)
   adv (eq. 5): CE(x) + [twin] CE(x')
   flat (eq. 1-4): CE(x) - beta H(mask|x) + [twin] (CE(x') - beta H(mask|x') + gamma L_imp(x, x'))
-where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3).
+where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3). For word-piece models the
+positions are words: phi of a word is the max over its pieces (outputs "word_keep_prob"), and the
+entropy is over the pieces (each one a mask variable).
 """
 from __future__ import annotations
 
@@ -73,7 +75,8 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum") ->
       entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
       replaced = batch["replaced"] if "replaced" in batch else replaced_positions(
           batch["ids"], batch["adv_ids"])
-      imp = twin * importance_l1(keep[:, 0], keep[:, 1], replaced)
+      word_keep = outputs.get("word_keep_prob", keep)
+      imp = twin * importance_l1(word_keep[:, 0], word_keep[:, 1], replaced)
     loss = ce - beta * entropy + gamma * imp
     metrics = _sums(batch, logits, loss=loss, ce=ce, entropy=entropy, importance_l1=imp)
     return metrics["loss"], metrics

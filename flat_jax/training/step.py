@@ -48,15 +48,19 @@ def example_keys(rng, step, index):
 
 
 def row_texts(row):
-  """The texts of one training row: the original, and its adversarial twin when the batch has one."""
-  if "adv_ids" in row:
-    return jnp.stack([row["ids"], row["adv_ids"]])
-  return row["ids"][None]
+  """The texts of one training row: the original, and its adversarial twin when the batch has one,
+  as ids (T, L); for word-piece models (rows with word_ids) a dict of ids and word_ids (T, L)."""
+  def stack(key):
+    twin = "adv_" + key
+    return jnp.stack([row[key], row[twin]]) if twin in row else row[key][None]
+  if "word_ids" in row:
+    return {"ids": stack("ids"), "word_ids": stack("word_ids")}
+  return stack("ids")
 
 
 def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
                     rng_names=("dropout", "mask")):
-  """apply_fn(params, ids, deterministic=..., rngs=...) -> outputs dict;
+  """apply_fn(params, texts, deterministic=..., rngs=...) -> outputs dict, texts as row_texts gives;
   objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...)."""
 
   def per_example_outputs(params, batch, keys):

@@ -33,10 +33,10 @@ def test_augmented_split_pairs_twins_and_marks_replaced_positions():
   vocab = Vocab.build(TEXTS + ["terrific movie"])
   ids = vocab.encode_batch(TEXTS, 8)[0]
   train = EncodedSplit(ids, np.array([1, 0, 2]))
-  encode = lambda text: vocab.encode(clean_text(text), 8)
+  encode = lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]}
   split = augment.augmented_split(train, augment.kept_records(RECORDS, "perturbed"), encode)
   np.testing.assert_array_equal(split.extra["has_adv"], [True, True, False])
-  np.testing.assert_array_equal(split.extra["adv_ids"][0, :3], encode("a terrific film"))
+  np.testing.assert_array_equal(split.extra["adv_ids"][0, :3], encode(["a terrific film"])["ids"][0, :3])
   np.testing.assert_array_equal(split.extra["adv_ids"][2], ids[2])     # no twin: itself
   replaced = split.extra["replaced"]
   assert replaced[0].tolist() == [False, True] + [False] * 6
@@ -51,7 +51,41 @@ def test_a_twin_with_another_length_gets_no_replaced_positions():
   vocab = Vocab.build(TEXTS)
   train = EncodedSplit(vocab.encode_batch(TEXTS, 8)[0], np.array([1, 0, 2]))
   inserted = [_record(0, TEXTS[0], "a really great film", "successful")]
-  split = augment.augmented_split(train, inserted, lambda t: vocab.encode(clean_text(t), 8))
+  split = augment.augmented_split(
+      train, inserted, lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]})
+  assert split.extra["has_adv"][0] and not split.extra["replaced"][0].any()
+
+
+def test_word_piece_twins_mark_replaced_words_not_pieces():
+  from flat_jax.data.pieces import PieceEncoder
+  from flat_jax.models.checkpoints_hf import default_bert_dir, load_tokenizer
+  pieces = PieceEncoder(load_tokenizer(default_bert_dir()), 12)
+  texts = ["a great film", "what is the capital of peru ?"]
+  ids, word_ids = pieces.encode_batch(texts)
+  train = EncodedSplit(ids, np.array([1, 2]), {"word_ids": word_ids})
+  # 'flabbergasting' splits into several pieces, so piece positions shift after it
+  records = [_record(0, texts[0], "a flabbergasting movie", "successful"),
+             _record(1, texts[1], "what is the capital of lima ?", "successful")]
+  encode_rows = lambda batch: dict(zip(("ids", "word_ids"), pieces.encode_batch(batch)))
+  split = augment.augmented_split(train, records, encode_rows)
+  adv_ids, adv_word_ids = pieces.encode_batch(["a flabbergasting movie"])
+  assert (adv_word_ids[0] == 1).sum() > 1
+  np.testing.assert_array_equal(split.extra["adv_ids"][0], adv_ids[0])
+  np.testing.assert_array_equal(split.extra["adv_word_ids"][0], adv_word_ids[0])
+  np.testing.assert_array_equal(split.extra["word_ids"], word_ids)
+  assert np.flatnonzero(split.extra["replaced"][0]).tolist() == [1, 2]    # words, not pieces
+  assert np.flatnonzero(split.extra["replaced"][1]).tolist() == [5]
+
+
+def test_a_replaced_word_truncated_away_has_no_importance_term():
+  from flat_jax.data.pieces import PieceEncoder
+  from flat_jax.models.checkpoints_hf import default_bert_dir, load_tokenizer
+  pieces = PieceEncoder(load_tokenizer(default_bert_dir()), 5)    # [CLS] + 3 pieces + [SEP]
+  text = "one two three four five"
+  ids, word_ids = pieces.encode_batch([text])
+  records = [_record(0, text, "one two three four six", "successful")]
+  split = augment.augmented_split(EncodedSplit(ids, np.array([0]), {"word_ids": word_ids}), records,
+                                  lambda b: dict(zip(("ids", "word_ids"), pieces.encode_batch(b))))
   assert split.extra["has_adv"][0] and not split.extra["replaced"][0].any()
 
 

@@ -37,8 +37,8 @@ def _setup(name, with_mask, vocab_size):
   # the <pad> row is random too: padding gets no attribution by the path, whatever its embedding
   params = with_embedding(params, matrix)
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, m: model.apply({"params": p}, e, m, deterministic=True,
-                                          method=model.classify_embedded)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
+                                               method=model.classify_embedded)["logits"]
   return params, embed_fn, logits_fn, make_integrated_gradients(embed_fn, logits_fn, STEPS)
 
 
@@ -95,10 +95,10 @@ def test_predicted_class_by_default_and_classes_mirror(batch):
   _, ids, mask = batch
   params, embed_fn, logits_fn, ig = setup_model(batch, "cnn", False)
   out = ig(params, ids, mask)
-  predicted = jnp.argmax(logits_fn(params, embed_fn(params, ids), mask), -1)
+  predicted = jnp.argmax(logits_fn(params, embed_fn(params, ids), ids, mask), -1)
   np.testing.assert_array_equal(out["labels"], predicted)
   np.testing.assert_allclose(out["f_input"], jax.nn.softmax(
-      logits_fn(params, embed_fn(params, ids), mask))[jnp.arange(NUM_TEXTS), predicted], rtol=1e-6)
+      logits_fn(params, embed_fn(params, ids), ids, mask))[jnp.arange(NUM_TEXTS), predicted], rtol=1e-6)
   # two classes: p0 = 1 - p1, so the class-0 attributions are the class-1 ones negated
   both = attributions_by_class(ig, params, ids, mask, 2)
   assert both.shape == (NUM_TEXTS, 2, MAX_LENGTH)
@@ -112,7 +112,7 @@ def test_custom_baseline(batch):
   out = make_integrated_gradients(embed_fn, logits_fn, STEPS, baseline=unk)(params, ids, mask)
   # the baseline replaces real tokens only; padding stays what it is
   base_ids = jnp.where(mask, UNK_ID, ids)
-  f_base = jax.nn.softmax(logits_fn(params, embed_fn(params, base_ids), mask))
+  f_base = jax.nn.softmax(logits_fn(params, embed_fn(params, base_ids), base_ids, mask))
   np.testing.assert_allclose(out["f_baseline"], f_base[jnp.arange(NUM_TEXTS), out["labels"]],
                              rtol=1e-5)
   assert np.all(np.asarray(out["attributions"])[~np.asarray(mask)] == 0.0)
