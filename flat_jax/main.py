@@ -13,6 +13,7 @@ from flat_jax import pipeline
 from flat_jax import runtime
 from flat_jax.data.datasets import DataError
 from flat_jax.data.embeddings import EmbeddingError
+from flat_jax.models.checkpoints_hf import CheckpointError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/<dataset>_<model>.py).",
@@ -45,7 +46,7 @@ def main(argv):
     logging.warning("no persistent compilation cache (%s: %s)", type(e).__name__, e)
   try:
     pipeline.run(FLAGS.config, workdir)
-  except (config_lib.ConfigError, DataError, EmbeddingError, pipeline.RunError) as e:
+  except (config_lib.ConfigError, DataError, EmbeddingError, CheckpointError, pipeline.RunError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

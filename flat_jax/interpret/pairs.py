@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from flat_jax.data.batching import PaddingTrim, length_buckets
 from flat_jax.data.text import clean_text, tokenize
 from flat_jax.data.vocab import PAD_ID
 from flat_jax.interpret import consistency
@@ -61,6 +62,7 @@ def _piece_attributor_ig(trained, *, steps: int, batch_size: int) -> Callable:
   logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
                                                method=model.classify_embedded)["logits"]
   batch_size = min(batch_size, PIECE_ROWS)
+  trim = PaddingTrim(pieces.pad_id, length_buckets(pieces.max_length))
   ig = make_integrated_gradients(embed_fn, logits_fn, steps=steps,
                                  batch_chunk=max(1, PIECE_ROWS // batch_size))
 
@@ -69,6 +71,8 @@ def _piece_attributor_ig(trained, *, steps: int, batch_size: int) -> Callable:
     for start in range(0, len(texts), batch_size):
       chunk = list(texts[start:start + batch_size])
       ids, word_ids = pieces.encode_batch(chunk + [chunk[-1]] * (batch_size - len(chunk)))
+      cut = trim({"ids": ids, "word_ids": word_ids})      # a few shapes, far less padding
+      ids, word_ids = cut["ids"], cut["word_ids"]
       attr = np.asarray(attributions_by_class(ig, params, jnp.asarray(ids), jnp.asarray(word_ids >= 0),
                                               trained.num_classes))
       words = merge_to_words(attr, word_ids[:, None, :], ids.shape[1])

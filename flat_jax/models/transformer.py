@@ -40,7 +40,10 @@ def checkpoint_dir(model_config) -> pathlib.Path:
   if model_config.pretrained:
     return pathlib.Path(model_config.pretrained)
   if model_config.name == "bert" or model_config.from_scratch:
-    return default_bert_dir()
+    try:
+      return default_bert_dir()
+    except FileNotFoundError as e:
+      raise CheckpointError(f"{e} (model.pretrained is empty)") from e
   raise CheckpointError(
       "model.name=deberta needs model.pretrained=DIR (a DeBERTa checkpoint directory such as a local "
       "copy of microsoft/deberta-base); no pretrained DeBERTa exists offline. "

@@ -1,0 +1,121 @@
+"""BERT and DeBERTa through the same CLI, train step and evaluation as LSTM/CNN: a tiny random BERT
+checkpoint in Hugging Face format (with the offline MiniLM's tokenizer), and a DeBERTa from scratch."""
+import json
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from flat_jax.attacks.bridge import PredictionBridge
+from flat_jax.data.batching import PaddingTrim, batches, length_buckets
+from flat_jax.data.datasets import load_dataset
+from flat_jax.config import preset
+from flat_jax.models.checkpoints_hf import default_bert_dir
+from flat_jax.training.artifacts import load_trained
+from flat_jax.training.loop import EncodedSplit, predict_logits
+from flat_jax.training.step import make_eval_step, make_mesh
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory):
+  """A random 2-layer BERT over the MiniLM vocabulary, saved as a user's checkpoint would be."""
+  directory = tmp_path_factory.mktemp("tiny_bert")
+  torch.manual_seed(0)
+  config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64,
+                                   max_position_embeddings=64)
+  model = transformers.BertModel(config)
+  with torch.no_grad():    # larger random weights: a model whose prediction depends on the words
+    for weight in model.parameters():
+      weight.add_(torch.randn(weight.shape) * 0.5)
+  model.save_pretrained(directory)
+  for name in TOKENIZER_FILES:
+    shutil.copy(default_bert_dir() / name, directory / name)
+  return directory
+
+
+def _run(workdir, config, *overrides):
+  cmd = [sys.executable, "-m", "flat_jax.main", "--config", config, "--workdir", str(workdir),
+         "--config.data.train_limit=48", "--config.data.test_limit=24", "--config.data.max_length=32",
+         "--config.train.epochs=1", "--config.train.eval_batch_size=32", *overrides]
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return json.loads((workdir / "results.json").read_text())
+
+
+def test_bert_flat_round_end_to_end(tmp_path, tiny_bert_dir, shared_data):
+  workdir = tmp_path / "bert"
+  results = _run(workdir, "configs/sst2_bert.py", f"--config.model.pretrained={tiny_bert_dir}",
+                 "--config.mode=flat", "--config.rounds=1", "--config.attack.num_examples=12",
+                 "--config.eval.num_examples=12", "--config.eval.ig_steps=4")
+  assert results["status"] == "finished" and results["model_stage"] == "train_flat_round_1"
+  assert str(tiny_bert_dir) in results["pretrained"]
+  assert results["rounds"][0]["kept"] > 0
+  assert "vocab_added" not in results["rounds"][0]      # the tokenizer does not grow
+  flat = [json.loads(l) for l in (workdir / "metrics.jsonl").open() if "flat" in l]
+  assert flat and flat[0]["train_importance_l1"] > 0    # word-level L_imp on the twins
+  assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] >= 0
+  assert (workdir / "architecture.json").exists() and (workdir / "tokenizer" / "vocab.txt").exists()
+
+  # the workdir alone rebuilds the model; the attack bridge and the eval step agree on test texts
+  trained = load_trained(workdir)
+  assert "word_mask" in trained.params and trained.pieces.max_length == 32
+  config = trained.config
+  dataset = load_dataset(config.data, seed=config.seed)
+  ids, word_ids = trained.pieces.encode_batch(dataset.test.texts)
+  apply_fn = lambda p, x, deterministic, rngs: trained.model.apply(
+      {"params": p}, x, deterministic=deterministic, rngs=rngs)
+  mesh = make_mesh()
+  split = EncodedSplit(ids, dataset.test.labels)
+  logits = predict_logits(make_eval_step(apply_fn, mesh), trained.params, split, 32, mesh)
+  probs = PredictionBridge.from_trained(trained)(dataset.test.texts)
+  np.testing.assert_allclose(probs, jax.nn.softmax(logits), atol=1e-5)
+  # cutting the padding (length-ordered, trimmed batches) changes nothing but the shapes
+  trim = PaddingTrim(trained.pieces.pad_id, length_buckets(32))
+  trimmed = predict_logits(make_eval_step(apply_fn, mesh), trained.params, split, 8, mesh, trim)
+  np.testing.assert_allclose(trimmed, logits, atol=1e-5)
+  results_acc = 100.0 * np.mean(np.argmax(logits, -1) == dataset.test.labels)
+  assert results["standard_accuracy"] == pytest.approx(results_acc)
+
+
+def test_deberta_from_scratch_trains_and_reloads(tmp_path, shared_data):
+  workdir = tmp_path / "deberta"
+  results = _run(workdir, "configs/sst2_deberta.py", "--config.model.from_scratch=True",
+                 "--config.model.scratch_hidden=32", "--config.model.scratch_layers=1",
+                 "--config.model.scratch_heads=2", "--config.model.scratch_intermediate=64",
+                 "--config.stage=train")
+  assert results["status"] == "trained" and results["pretrained"].startswith("random deberta")
+  trained = load_trained(workdir)
+  assert type(trained.model).__name__ == "DebertaClassifier"
+  assert trained.model.config.relative_attention and trained.model.config.num_layers == 1
+  probs = PredictionBridge.from_trained(trained)(["a gripping , funny film", "dull"])
+  assert probs.shape == (2, 2) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_deberta_without_a_checkpoint_says_what_to_pass(tmp_path, shared_data):
+  cmd = [sys.executable, "-m", "flat_jax.main", "--config", "configs/sst2_deberta.py",
+         "--workdir", str(tmp_path / "d"), "--config.data.train_limit=8"]
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  assert done.returncode != 0
+  assert "model.pretrained" in done.stderr and "from_scratch" in done.stderr
+
+
+def test_trim_padding_cuts_every_sequence_array_to_the_bucket():
+  ids = np.zeros((3, 32), np.int32)
+  ids[0, :5], ids[1, :9] = 7, 7
+  adv = ids.copy()
+  adv[2, :20] = 7                       # a twin longer than every original
+  rows = list(batches(ids, np.zeros(3, np.int32), 3, extra={"adv_ids": adv, "word_ids": ids - 1,
+                                                            "has_adv": np.ones(3, bool)}))[0]
+  cut = PaddingTrim(0, length_buckets(32, 8))(rows)
+  assert cut["ids"].shape == (3, 24) and cut["adv_ids"].shape == (3, 24)
+  assert cut["word_ids"].shape == (3, 24) and cut["has_adv"].shape == (3,)
+  assert length_buckets(50) == (16, 32, 48, 50)
+  np.testing.assert_array_equal(PaddingTrim(0, (32,)).lengths(ids), [5, 9, 0])
