@@ -105,7 +105,10 @@ class TorchWordClassifier(nn.Module):
 
   def forward(self, ids, mask_sample=None):
     token_mask = ids != PAD_ID
-    embedded = self.embed(ids) * token_mask[..., None]
+    return self.classify_embedded(self.embed(ids) * token_mask[..., None], token_mask, mask_sample)
+
+  def classify_embedded(self, embedded, token_mask, mask_sample=None):
+    """The forward pass from word embeddings (before the mask), as flat_jax's classify_embedded."""
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
       keep_prob, values = self.word_mask(embedded, mask_sample)
