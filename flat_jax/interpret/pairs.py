@@ -54,13 +54,14 @@ def word_attributor_ig(trained, *, steps: int = 50, batch_size: int = 32) -> Cal
 
 
 def _piece_attributor_ig(trained, *, steps: int, batch_size: int) -> Callable:
-  """BERT/DeBERTa: IG over the word-piece embeddings of the real pieces ([CLS], [SEP] and padding
-  stay fixed), a word's attribution the sum over its pieces. The path points go through the
+  """BERT/DeBERTa: IG over the model's `ig_inputs` (BERT: piece embeddings; DeBERTa: the
+  embedding-layer output) of the real pieces ([CLS], [SEP] and padding stay fixed), a word's
+  attribution the sum over its pieces. The path points go through the
   gradient in chunks of PIECE_ROWS rows: a transformer's activations are far larger than a CNN's."""
   model, params, pieces = trained.model, trained.params, trained.pieces
-  embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
-                                               method=model.classify_embedded)["logits"]
+  embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.ig_inputs)
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids,
+                                               method=model.classify_ig_inputs)["logits"]
   batch_size = min(batch_size, PIECE_ROWS)
   trim = PaddingTrim(pieces.pad_id, length_buckets(pieces.max_length))
   ig = make_integrated_gradients(embed_fn, logits_fn, steps=steps,

@@ -227,9 +227,16 @@ def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedde
   Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "keep_prob" per
   piece and, given word_ids (B, L) (-1 at special and padding pieces), "word_keep_prob" (B, L):
   the max over each word's pieces, 0 for word indices without pieces)."""
+  embedded = encoder.embed(word_embedded, ids != encoder.config.pad_id, token_type_ids,
+                           deterministic=deterministic)
+  return masked_layers(encoder, word_mask, embedded, ids, deterministic=deterministic, word_ids=word_ids)
+
+
+def masked_layers(encoder: nn.Module, word_mask: WordMask | None, embedded, ids, *, deterministic: bool,
+                  word_ids=None):
+  """masked_encoding from the embedding-layer output on: word mask -> transformer layers."""
   attention_mask = ids != encoder.config.pad_id
   token_mask = real_token_mask(ids, encoder.config)
-  embedded = encoder.embed(word_embedded, attention_mask, token_type_ids, deterministic=deterministic)
   outputs = {"token_mask": token_mask}
   if word_mask is not None:
     _, keep_prob, values = word_mask(embedded, deterministic=deterministic)
@@ -288,6 +295,14 @@ class BertClassifier(nn.Module):
 
   def piece_importance(self, ids, token_type_ids=None):
     return piece_keep_probability(self.encoder, self.word_mask, ids, token_type_ids)
+
+  def ig_inputs(self, ids):
+    """The input space of Integrated Gradients: the word-piece embeddings (position and type
+    embeddings join them before the embedding LayerNorm, so a path from zero is a real path)."""
+    return self.embed_tokens(ids)
+
+  def classify_ig_inputs(self, inputs, ids):
+    return self.classify_embedded(inputs, ids, deterministic=True)
 
 
 # ---- word pieces -> words ----

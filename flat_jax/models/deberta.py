@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flat_jax.models.bert import (activation, dense, layer_norm, masked_encoding,
-                                  piece_keep_probability, padding_attention_mask)
+                                  piece_keep_probability, padding_attention_mask, masked_layers)
 from flat_jax.models.word_mask import WordMask
 
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
@@ -404,6 +404,9 @@ class DebertaClassifier(nn.Module):
                         word_ids=None):
     hidden, outputs = masked_encoding(self.encoder, self.word_mask, word_embedded, ids, token_type_ids,
                                       deterministic=deterministic, word_ids=word_ids)
+    return self._head(hidden, outputs, deterministic)
+
+  def _head(self, hidden, outputs, deterministic: bool):
     context = self.pooler_dropout(hidden[:, 0], deterministic=deterministic)
     pooled = activation(self.config.pooler_hidden_act)(self.pooler(context))
     outputs["logits"] = self.classifier(self.dropout(pooled, deterministic=deterministic))
@@ -411,3 +414,14 @@ class DebertaClassifier(nn.Module):
 
   def piece_importance(self, ids, token_type_ids=None):
     return piece_keep_probability(self.encoder, self.word_mask, ids, token_type_ids)
+
+  def ig_inputs(self, ids):
+    """The input space of Integrated Gradients: the embedding-layer output (before the mask).
+    Without absolute positions in the input (deberta-base), the word embeddings go straight into
+    the embedding LayerNorm, which maps every point alpha * x of a path from zero to the same
+    vector: IG on the word embeddings would put all the change in an infinitesimal first step."""
+    return self.encoder.embed(self.embed_tokens(ids), ids != self.config.pad_id, deterministic=True)
+
+  def classify_ig_inputs(self, inputs, ids):
+    hidden, outputs = masked_layers(self.encoder, self.word_mask, inputs, ids, deterministic=True)
+    return self._head(hidden, outputs, True)

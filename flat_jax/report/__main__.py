@@ -1,4 +1,8 @@
-"""python -m flat_jax.report DIR [DIR ...] [--out FILE]: the paper's tables from run directories."""
+"""python -m flat_jax.report RUN [RUN ...] [--out FILE | --into FILE]: the paper's tables from run
+directories (or their results.json files).
+
+--into FILE replaces the block between the lines `<!-- tables:begin -->` and `<!-- tables:end -->`
+of FILE (e.g. REPRODUCTION.md), so a document's prose stays and its tables are regenerated."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +12,24 @@ import sys
 from flat_jax.report.tables import load_runs, render
 
 
+BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
+
+
+def replace_block(path: pathlib.Path, text: str) -> None:
+  document = path.read_text(encoding="utf-8")
+  if document.count(BEGIN) != 1 or document.count(END) != 1 or document.index(BEGIN) > document.index(END):
+    raise ValueError(f"{path}: needs exactly one '{BEGIN}' line followed by one '{END}' line")
+  head, rest = document.split(BEGIN)
+  _, tail = rest.split(END)
+  path.write_text(f"{head}{BEGIN}\n{text.rstrip()}\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m flat_jax.report", description=__doc__)
   parser.add_argument("runs", nargs="+", help="workdirs or results.json files")
-  parser.add_argument("--out", help="write the markdown here instead of printing it")
+  target = parser.add_mutually_exclusive_group()
+  target.add_argument("--out", help="write the markdown here instead of printing it")
+  target.add_argument("--into", help="replace the marked tables block of this markdown file")
   args = parser.parse_args(argv)
   try:
     runs = load_runs(args.runs)
@@ -19,7 +37,13 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   text = render(runs)
-  if args.out:
+  if args.into:
+    try:
+      replace_block(pathlib.Path(args.into), text)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+  elif args.out:
     pathlib.Path(args.out).write_text(text, encoding="utf-8")
   else:
     print(text)

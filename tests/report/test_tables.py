@@ -86,3 +86,20 @@ def test_report_command_reads_workdirs_and_fails_clearly(tmp_path):
   missing = subprocess.run([sys.executable, "-m", "flat_jax.report", str(tmp_path / "none")],
                            capture_output=True, text=True)
   assert missing.returncode == 2 and "no results.json" in missing.stderr
+
+
+def test_report_into_replaces_only_the_marked_block(tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "a" / "results.json").write_text(json.dumps(_run("trec", "lstm", "base", 90.0)))
+  doc = tmp_path / "REPRODUCTION.md"
+  doc.write_text("# prose before\n<!-- tables:begin -->\nstale table\n<!-- tables:end -->\nprose after\n")
+  cmd = [sys.executable, "-m", "flat_jax.report", str(tmp_path / "a"), "--into", str(doc)]
+  for _ in range(2):          # idempotent: the second run finds its own block
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+  text = doc.read_text()
+  assert text.startswith("# prose before\n<!-- tables:begin -->\n") and text.endswith("<!-- tables:end -->\nprose after\n")
+  assert "stale table" not in text and text.count("| LSTM-base | 90.00 (90.80) |") == 1
+  doc.write_text("no markers\n")
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  assert done.returncode == 2 and "tables:begin" in done.stderr and doc.read_text() == "no markers\n"
