@@ -33,6 +33,9 @@ def batches(ids: np.ndarray, labels: np.ndarray, batch_size: int, *, shuffle_see
     yield batch
 
 
+SEQUENCE_KEYS = ("ids", "word_ids", "adv_ids", "adv_word_ids", "replaced")   # (B, L) batch arrays
+
+
 def length_buckets(max_length: int, step: int = 16) -> tuple[int, ...]:
   """Multiples of `step` below max_length, then max_length."""
   return tuple(range(step, max_length, step)) + (max_length,)
@@ -51,7 +54,7 @@ def trim_padding(batch: dict[str, np.ndarray], pad_id: int, buckets: tuple[int, 
   keep = next((b for b in buckets if b >= used), length)
   if keep >= length:
     return batch
-  return {k: v[:, :keep] if v.ndim == 2 and v.shape[1] == length else v for k, v in batch.items()}
+  return {k: v[:, :keep] if k in SEQUENCE_KEYS else v for k, v in batch.items()}
 
 
 @dataclasses.dataclass(frozen=True)

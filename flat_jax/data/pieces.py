@@ -16,12 +16,14 @@ NO_WORD = -1   # word index of [CLS], [SEP] and padding pieces
 
 
 class PieceEncoder:
-  """`max_length` counts pieces, [CLS] and [SEP] included; longer texts are truncated."""
+  """`max_length` counts pieces, [CLS] and [SEP] included; longer texts are truncated (a word cut
+  in the middle keeps the pieces that fit and still counts as a word of the text)."""
 
   def __init__(self, tokenizer, max_length: int):
     if not getattr(tokenizer, "is_fast", False):
       raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: the piece -> word "
-                       f"alignment needs one (load it with AutoTokenizer, use_fast=True)")
+                       f"alignment needs one (a checkpoint directory with tokenizer.json, or a "
+                       f"model type that has a fast tokenizer class)")
     if tokenizer.pad_token_id is None:
       raise ValueError(f"{type(tokenizer).__name__} has no padding token")
     self.tokenizer = tokenizer

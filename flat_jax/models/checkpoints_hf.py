@@ -350,9 +350,16 @@ def convert_state_dict(arch, state_dict: dict[str, np.ndarray], source: str = "c
 
 
 def load_tokenizer(directory):
+  """The checkpoint's tokenizer. A GPT-2-style BPE tokenizer (DeBERTa v1) is loaded with
+  add_prefix_space=True: flat_jax tokenizes texts as lists of words (is_split_into_words), which
+  those tokenizers refuse otherwise."""
   from transformers import AutoTokenizer
   try:
-    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    if getattr(tokenizer, "add_prefix_space", None) is False:
+      tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True,
+                                                add_prefix_space=True)
+    return tokenizer
   except Exception as e:    # transformers raises OSError, ValueError, ... for missing files
     raise CheckpointError(f"{directory}: cannot load a tokenizer from the checkpoint directory: {e}") from e
 

@@ -108,7 +108,7 @@ def save_architecture(arch, workdir) -> None:
 def load_architecture(workdir) -> BertConfig | DebertaConfig:
   path = pathlib.Path(workdir) / ARCHITECTURE_FILE
   if not path.is_file():
-    raise FileNotFoundError(f"{path}: missing; the workdir's transformer cannot be rebuilt")
+    raise CheckpointError(f"{path}: missing; the workdir's transformer cannot be rebuilt")
   saved = json.loads(path.read_text())
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()}
   return (BertConfig if saved["type"] == "bert" else DebertaConfig)(**fields)

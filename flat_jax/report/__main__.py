@@ -21,7 +21,9 @@ def replace_block(path: pathlib.Path, text: str) -> None:
     raise ValueError(f"{path}: needs exactly one '{BEGIN}' line followed by one '{END}' line")
   head, rest = document.split(BEGIN)
   _, tail = rest.split(END)
-  path.write_text(f"{head}{BEGIN}\n{text.rstrip()}\n{END}{tail}", encoding="utf-8")
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(f"{head}{BEGIN}\n{text.rstrip()}\n{END}{tail}", encoding="utf-8")
+  tmp.replace(path)
 
 
 def main(argv=None) -> int:
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
   if args.into:
     try:
       replace_block(pathlib.Path(args.into), text)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
   elif args.out:

@@ -75,6 +75,8 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum") ->
       entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
       replaced = batch["replaced"] if "replaced" in batch else replaced_positions(
           batch["ids"], batch["adv_ids"])
+      if "word_ids" in batch and "word_keep_prob" not in outputs:
+        raise ValueError("a word-piece batch needs the model's word_keep_prob (apply it with word_ids)")
       word_keep = outputs.get("word_keep_prob", keep)
       imp = twin * importance_l1(word_keep[:, 0], word_keep[:, 1], replaced)
     loss = ce - beta * entropy + gamma * imp

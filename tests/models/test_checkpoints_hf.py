@@ -135,3 +135,27 @@ def test_unsupported_model_type_and_missing_files(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 5}))
   with pytest.raises(CheckpointError, match="no model.safetensors or pytorch_model.bin"):
     load_hf_checkpoint(tmp_path, with_tokenizer=False)
+
+
+def test_a_gpt2_style_bpe_tokenizer_takes_word_lists(tmp_path):
+  """DeBERTa v1's tokenizer (byte-level BPE) refuses word lists unless add_prefix_space is set."""
+  import json
+  from flat_jax.data.pieces import PieceEncoder
+  from flat_jax.models.checkpoints_hf import load_tokenizer
+  specials = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
+  merges = ["Ġ f", "Ġf i", "Ġfi l", "Ġfil m"]
+  vocab = {t: i for i, t in enumerate(specials + list("abcdefghijklmnopqrstuvwxyzĠ")
+                                      + [m.replace(" ", "") for m in merges])}
+  (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+  (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+  saved = transformers.DebertaTokenizerFast(
+      vocab_file=str(tmp_path / "vocab.json"), merges_file=str(tmp_path / "merges.txt"),
+      bos_token="[CLS]", eos_token="[SEP]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+      unk_token="[UNK]", mask_token="[MASK]")
+  assert saved.add_prefix_space is False
+  saved.save_pretrained(tmp_path)
+  pieces = PieceEncoder(load_tokenizer(tmp_path), 16)
+  ids, word_ids = pieces.encode_batch(["zebra film"])
+  tokens = pieces.tokenizer.convert_ids_to_tokens(ids[0])
+  assert tokens[:2] == ["[CLS]", "Ġ"] and tokens[7:9] == ["Ġfilm", "[SEP]"]
+  assert word_ids[0, :9].tolist() == [-1, 0, 0, 0, 0, 0, 0, 1, -1]
