@@ -1,9 +1,16 @@
 """The attack bridge: a torch-free callable list[str] -> (N, C) class probabilities.
 
 TextAttack runs on the host and only ever sees this callable. Inside, texts are cleaned and encoded
-like the training data, padded to one of a few bucket lengths and batch sizes (so a new query
-shape never triggers a recompile), and run through one jitted forward in inference mode (word mask
-at its keep-probability, no dropout). Results are cached per text; calls are thread-safe.
+like the training data, padded to one of a few bucket lengths, and run in batches of one fixed
+size through one jitted forward in inference mode (word mask at its keep-probability, no dropout).
+Results are cached per text; calls are thread-safe.
+
+Why one batch size: XLA's CPU kernels round differently for different batch shapes (an LSTM's
+probabilities for the same text differ in the last bit between a batch of 16 and one of 32; the
+CNN's between 1 and 16), while within one shape a row's result depends on neither its position nor
+its neighbours. With one size, a text's probabilities depend only on the text, so which texts the
+cache already held, how many TextAttack asked for at once, or which process attacked which example
+cannot change an attack's outcome (a substitution decided by the last bit did, before).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ def bucket_sizes(limit: int, smallest: int) -> tuple[int, ...]:
 
 class PredictionBridge:
   def __init__(self, predict_fn: Callable, params, encode: Callable[[str], list[int]], max_length: int,
-               num_classes: int, *, max_batch: int = 128, cache_size: int = 200_000,
+               num_classes: int, *, batch_size: int = 32, cache_size: int = 200_000,
                pad_id: int = PAD_ID):
     self._predict = jax.jit(predict_fn)
     self._params = params
@@ -38,7 +45,7 @@ class PredictionBridge:
     self._pad_id = pad_id
     self.num_classes = num_classes
     self.lengths = bucket_sizes(max_length, min(8, max_length))
-    self.batch_sizes = bucket_sizes(max_batch, 1)
+    self.batch_size = batch_size
     self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
     self._cache_size = cache_size
     self._lock = threading.Lock()
@@ -71,10 +78,9 @@ class PredictionBridge:
     for i, ids in enumerate(encoded):
       by_length[self._bucket(self.lengths, max(1, len(ids)))].append(i)
     for length, rows in sorted(by_length.items()):
-      for start in range(0, len(rows), self.batch_sizes[-1]):
-        chunk = rows[start:start + self.batch_sizes[-1]]
-        size = self._bucket(self.batch_sizes, len(chunk))
-        ids = np.full((size, length), self._pad_id, np.int32)
+      for start in range(0, len(rows), self.batch_size):
+        chunk = rows[start:start + self.batch_size]
+        ids = np.full((self.batch_size, length), self._pad_id, np.int32)
         for r, i in enumerate(chunk):
           ids[r, :len(encoded[i])] = encoded[i]
         probs = np.asarray(self._predict(self._params, ids))
@@ -97,7 +103,7 @@ class PredictionBridge:
       return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.num_classes), np.float32)
 
   def compiled_shapes(self) -> int:
-    """Number of distinct input shapes compiled so far (bounded by lengths x batch sizes)."""
+    """Number of distinct input shapes compiled so far (at most one per bucket length)."""
     return self._predict._cache_size()
 
 

@@ -38,13 +38,24 @@ def test_bridge_matches_a_direct_model_call(trained):
 
 def test_bucketing_bounds_compiles_and_cache_counts(trained):
   model, texts = trained
-  bridge = PredictionBridge.from_trained(model, max_batch=32)
+  bridge = PredictionBridge.from_trained(model, batch_size=32)
   for n in (1, 3, 7, 20, 33, 60):
     bridge(texts[:n])
   assert bridge.model_calls == 60                   # every later call hit the cache
   bridge([t + " really" for t in texts[:5]] + texts[:5])
   assert bridge.model_calls == 65 and bridge.queries == 1 + 3 + 7 + 20 + 33 + 60 + 10
-  assert bridge.compiled_shapes() <= len(bucket_sizes(50, 8)) * len(bucket_sizes(32, 1))
+  assert bridge.compiled_shapes() <= len(bucket_sizes(50, 8))
+
+
+def test_a_texts_probabilities_do_not_depend_on_its_batch(trained):
+  """Bit for bit: alone, among 3 or among 60 texts, first or last (an attack's choice between two
+  substitutions can hang on the last bit)."""
+  model, texts = trained
+  target = texts[7]
+  alone = PredictionBridge.from_trained(model)([target])[0]
+  for batch in ([target, texts[0], texts[1]], texts[:60], texts[8:40] + [target]):
+    probs = PredictionBridge.from_trained(model)(batch)
+    assert (probs[batch.index(target)] == alone).all()
 
 
 def test_bridge_is_thread_safe(trained):
