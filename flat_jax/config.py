@@ -68,6 +68,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_batch_size = 256
   c.train.steps_limit = 0     # stop an epoch after this many steps (smoke runs); 0 = full epochs
   c.train.round_epochs = 0    # epochs of each adversarial round's retraining; 0 = train.epochs
+  # "psum": gradients summed over devices by one all-reduce, in the order the collective library
+  # picks; "ordered": gathered and summed in device order, so any split over processes and devices
+  # gives bit-identical training (N times the gradient traffic; for reproducibility checks)
+  c.train.grad_reduction = "psum"
 
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1
@@ -151,6 +155,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "train.grad_clip": _non_negative,
     "train.steps_limit": _non_negative,
     "train.round_epochs": _non_negative,
+    "train.grad_reduction": _one_of(("psum", "ordered")),
     "flat.beta": _non_negative,
     "flat.gamma": _non_negative,
     "flat.entropy_reduction": _one_of(("sum", "mean")),

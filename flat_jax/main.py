@@ -1,4 +1,8 @@
-"""python -m flat_jax.main --config configs/sst2_cnn.py --workdir DIR [--config.key=value ...]"""
+"""python -m flat_jax.main --config configs/sst2_cnn.py --workdir DIR [--config.key=value ...]
+
+Over several processes (launch/ has the scripts): the same command in each, with
+--coordinator_address HOST:PORT --num_processes N --process_id I (or their FLAT_JAX_* variables;
+under SLURM and on multi-host TPU slices nothing: JAX finds them)."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +13,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from flat_jax import config as config_lib
+from flat_jax import distributed
 from flat_jax import pipeline
 from flat_jax import runtime
 from flat_jax.data.datasets import DataError
@@ -19,6 +24,11 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/<dataset>_<model>.py).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, adversarial sets, results.json.")
+flags.DEFINE_string("coordinator_address", "", "host:port of process 0's coordinator, for a run "
+                    f"over several processes (or ${distributed.COORDINATOR_ENV}).")
+flags.DEFINE_integer("num_processes", 0, f"Processes of the run (or ${distributed.NUM_PROCESSES_ENV}).")
+flags.DEFINE_integer("process_id", -1, f"This process's index, 0 = the one that writes results "
+                     f"(or ${distributed.PROCESS_ID_ENV}).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,11 +43,18 @@ class _QuietLibraries(logging.Filter):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    distributed.initialize(distributed.detect(FLAGS.coordinator_address, FLAGS.num_processes,
+                                              FLAGS.process_id))
+  except distributed.DistributedError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   workdir = pathlib.Path(FLAGS.workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  handler = logging.FileHandler(workdir / "log.txt")
-  handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-  logging.getLogger().addHandler(handler)
+  if distributed.is_primary():   # the others log to stderr only
+    handler = logging.FileHandler(workdir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
   for h in logging.getLogger().handlers:
     h.addFilter(_QuietLibraries())
   try:
@@ -46,7 +63,8 @@ def main(argv):
     logging.warning("no persistent compilation cache (%s: %s)", type(e).__name__, e)
   try:
     pipeline.run(FLAGS.config, workdir)
-  except (config_lib.ConfigError, DataError, EmbeddingError, CheckpointError, pipeline.RunError) as e:
+  except (config_lib.ConfigError, DataError, EmbeddingError, CheckpointError, pipeline.RunError,
+          distributed.DistributedError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from flat_jax import config as config_lib
+from flat_jax import distributed
 from flat_jax.data.datasets import load_dataset
 from flat_jax.data.batching import PaddingTrim, length_buckets, num_batches
 from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
@@ -56,6 +57,9 @@ def read_results(workdir) -> dict:
 
 
 def write_results(workdir, results: dict) -> None:
+  """Atomically, by the primary process only (all processes hold the same results)."""
+  if not distributed.is_primary():
+    return
   path = pathlib.Path(workdir) / "results.json"
   tmp = path.with_suffix(".json.tmp")
   with open(tmp, "w", encoding="utf-8") as f:
@@ -113,32 +117,33 @@ def _same_config(config_file: pathlib.Path, config) -> bool:
 def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   """Creates the workdir. Returns the results when the same config already completed there (all
   stages, or the training stages for stage=train); refuses a different config over a completed run
-  unless config.overwrite is set."""
+  unless config.overwrite is set. Every process reads and decides; then the primary writes."""
   workdir = pathlib.Path(workdir)
-  previous = read_results(workdir)
-  if config.overwrite:
-    for name in ("checkpoints", "adversarial", "attacks"):
-      shutil.rmtree(workdir / name, ignore_errors=True)
-    for name in ("results.json", "metrics.jsonl", "vocab.json", "importance.npy"):
-      (workdir / name).unlink(missing_ok=True)
-    previous = {}
+  previous = {} if config.overwrite else read_results(workdir)
   config_file = workdir / "config.json"
   complete = previous.get("status") == "finished" or (
       previous.get("status") == "trained" and config.stage == "train")
-  if complete and not config.overwrite:
-    same = config_file.exists() and _same_config(config_file, config)
-    if same:
+  if complete:
+    if config_file.exists() and _same_config(config_file, config):
       return workdir, previous
     raise RunError(f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
                    f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
                    f"to replace it, or use another --workdir.")
-  workdir.mkdir(parents=True, exist_ok=True)
-  if config_file.exists() and not _same_config(config_file, config) and (
-      workdir / "checkpoints").exists():
+  if (not config.overwrite and config_file.exists() and (workdir / "checkpoints").exists()
+      and not _same_config(config_file, config)):
     raise RunError(f"{workdir} holds an unfinished run with a different config; re-run with the same "
                    f"config to resume it, or pass --config.overwrite=True to start over.")
-  with open(config_file, "w", encoding="utf-8") as f:
-    json.dump(_comparable(config), f, indent=2)
+  distributed.barrier("workdir checked")
+  if distributed.is_primary():
+    if config.overwrite:
+      for name in ("checkpoints", "adversarial", "attacks"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+      for name in ("results.json", "metrics.jsonl", "vocab.json", "importance.npy"):
+        (workdir / name).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(config_file, "w", encoding="utf-8") as f:
+      json.dump(_comparable(config), f, indent=2)
+  distributed.barrier("workdir prepared")
   return workdir, None
 
 
@@ -208,11 +213,13 @@ def _load_piece_data(config, dataset) -> RunData:
 
 def _save_encoding(workdir, data: RunData) -> None:
   """What load_trained needs besides the checkpoint to read texts as the model did."""
-  if data.pieces is None:
-    data.vocab.save(workdir / "vocab.json")
-  else:
-    transformer.save_architecture(data.source.arch, workdir)
-    transformer.save_tokenizer(data.source.tokenizer, workdir)
+  if distributed.is_primary():
+    if data.pieces is None:
+      data.vocab.save(workdir / "vocab.json")
+    else:
+      transformer.save_architecture(data.source.arch, workdir)
+      transformer.save_tokenizer(data.source.tokenizer, workdir)
+  distributed.barrier("encoding saved")
 
 
 def _grow_vocabulary(config, data: RunData, records) -> int:
@@ -271,10 +278,12 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
   objective = objectives.make_objective(mode, config.flat.beta, config.flat.gamma,
                                         config.flat.entropy_reduction)
   eval_step = make_eval_step(apply_fn, mesh)
-  fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh),
+  fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh,
+                                                                grad_reduction=config.train.grad_reduction),
                eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
-               metrics=MetricsWriter(workdir / "metrics.jsonl"), stage=stage,
+               metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None),
+               stage=stage,
                steps_limit=config.train.steps_limit,
                checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
@@ -396,13 +405,16 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str)
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   _check_supported(config)
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  distributed.check_shared_workdir(workdir)
   if config.stage in ("attack", "evaluate"):
     return evaluate_attacks(config, workdir)
   if config.stage == "report":
-    return write_report(workdir)
+    return write_report(workdir) if distributed.is_primary() else read_results(workdir)
   workdir, finished = prepare_workdir(config, workdir)
   if finished is not None:
-    if finished.get("status") == "finished" and not (workdir / "report" / "index.html").exists():
+    if (finished.get("status") == "finished" and not (workdir / "report" / "index.html").exists()
+        and distributed.is_primary()):
       write_report(workdir)   # killed while the report was being written
       finished = read_results(workdir)
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
@@ -415,7 +427,8 @@ def run(config, workdir) -> dict:
   _save_encoding(workdir, data)
   timings["data"] = time.perf_counter() - t0
   mesh = make_mesh()
-  logging.info("devices: %d x %s", mesh.size, jax.devices()[0].platform)
+  logging.info("devices: %d x %s over %d process(es)", mesh.size, jax.devices()[0].platform,
+               distributed.process_count())
 
   results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
              "status": "running", "rounds_done": 0, "seed": config.seed,
@@ -475,7 +488,8 @@ def run(config, workdir) -> dict:
     phi = np.asarray(jax.device_get(latest.model.apply(
         {"params": latest.params}, np.arange(2, len(data.vocab))[None],
         method=latest.model.importance)))[0]
-    np.save(workdir / "importance.npy", phi)
+    if distributed.is_primary():
+      np.save(workdir / "importance.npy", phi)
     results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),
                                        "counts": np.histogram(phi, bins=IMPORTANCE_BINS)[0].tolist()}
   results["status"] = "trained"
@@ -487,7 +501,8 @@ def run(config, workdir) -> dict:
                   latest_stage)
     results["status"] = "finished"
     write_results(workdir, results)
-    write_report(workdir)
+    if distributed.is_primary():   # the others exit; they wait for it at JAX's shutdown barrier
+      write_report(workdir)
   return results
 
 

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from flat_jax import runtime
+from flat_jax import distributed, runtime
 from flat_jax.attacks.pairs import aligned_tokens, replaced_pairs
 
 
@@ -145,10 +145,14 @@ def summarize(records: Sequence[dict]) -> dict:
 def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int], out_path, *,
                     workers: int = 1, indices: Sequence[int] | None = None,
                     desc: str = "attack") -> list[dict]:
-  """Attacks texts[i] for i in indices (default all); returns the records sorted by index."""
+  """Attacks texts[i] for i in indices (default all); returns the records sorted by index. In a run
+  over several processes each process attacks its share (`_attack_shard`), and all of them return
+  the same merged records."""
   out_path = pathlib.Path(out_path)
   out_path.parent.mkdir(parents=True, exist_ok=True)
   indices = list(range(len(texts))) if indices is None else list(indices)
+  if distributed.process_count() > 1:
+    return _attack_shard(job, texts, labels, out_path, workers, indices, desc)
   done = read_records(out_path)
   if done and out_path.exists():   # rewrite without a possibly truncated last line
     out_path.write_text("".join(json.dumps(done[i]) + "\n" for i in sorted(done)), encoding="utf-8")
@@ -159,6 +163,46 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
     _run(job, [(i, texts[i], int(labels[i])) for i in todo], out_path, workers, desc, done, len(indices))
   records = read_records(out_path)
   return [records[i] for i in indices]
+
+
+def shard_path(out_path: pathlib.Path, process: int, count: int) -> pathlib.Path:
+  return out_path.with_name(f"{out_path.name}.part{process}of{count}")
+
+
+def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, desc) -> list[dict]:
+  """Process p of P attacks indices[p::P] into its own part file (resumable like the whole file),
+  then every process reads all parts, and the primary writes the merged file and removes the parts.
+  Per-example seeds make the merged set the one a single process would have made."""
+  me, count = distributed.process_index(), distributed.process_count()
+  distributed.barrier(f"attack {out_path.name}: model saved")   # the model the workers load
+  merged = read_records(out_path)
+  part = shard_path(out_path, me, count)
+  done = {**{i: r for i, r in merged.items()}, **read_records(part)}
+  if part.exists():   # rewrite without a possibly truncated last line
+    mine_done = read_records(part)
+    part.write_text("".join(json.dumps(mine_done[i]) + "\n" for i in sorted(mine_done)), encoding="utf-8")
+  mine = indices[me::count]
+  todo = [i for i in mine if i not in done]
+  if todo:
+    logging.info("%s: process %d of %d: %d of its %d examples to attack, %d worker(s)", desc, me,
+                 count, len(todo), len(mine), workers)
+    _run(job, [(i, texts[i], int(labels[i])) for i in todo], part, workers,
+         f"{desc} [process {me}]", {}, len(mine))
+  distributed.barrier(f"attack {out_path.name}: parts written")
+  for process in range(count):
+    merged.update(read_records(shard_path(out_path, process, count)))
+  missing = [i for i in indices if i not in merged]
+  distributed.barrier(f"attack {out_path.name}: parts read")
+  if missing:
+    raise RuntimeError(f"{desc}: {len(missing)} examples missing after merging the processes' "
+                       f"parts of {out_path} (first: {missing[:5]})")
+  if distributed.is_primary():
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(merged[i]) + "\n" for i in sorted(merged)), encoding="utf-8")
+    os.replace(tmp, out_path)
+    for process in range(count):
+      shard_path(out_path, process, count).unlink(missing_ok=True)
+  return [merged[i] for i in indices]
 
 
 def _run(job, tasks, out_path, workers, desc, done, total):

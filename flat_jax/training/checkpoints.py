@@ -69,7 +69,9 @@ class StageCheckpoints:
 
 
 def load_params(path) -> dict:
-  """Params from any saved checkpoint: a stage folder, its latest/ or best/ folder, or one step."""
+  """Params from any saved checkpoint: a stage folder, its latest/ or best/ folder, or one step, as
+  arrays on this process's first device. Read by this process alone (Orbax's default reader waits
+  for every process of a multi-process run), so one process may load a model the others do not."""
   path = pathlib.Path(path).absolute()
   candidates = [path / "best", path / "latest", path] if (path / "best").exists() else [path]
   for folder in candidates:
@@ -79,9 +81,19 @@ def load_params(path) -> dict:
     step_dir = folder / str(steps[-1]) if steps else folder
     for item in ("params", "state"):
       if (step_dir / item).is_dir():
-        tree = ocp.StandardCheckpointer().restore(step_dir / item)
+        tree = _read_alone(step_dir / item)
         return tree["params"] if item == "state" else tree
   raise FileNotFoundError(f"no Orbax checkpoint with params under {path}")
+
+
+def _read_alone(directory: pathlib.Path) -> dict:
+  me = jax.process_index()
+  reader = ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        ocp.StandardCheckpointHandler().metadata(directory).tree)
+  return reader.restore(directory, target)
 
 
 def merge_params(target: dict, loaded: dict, source: str = "") -> dict:

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from flat_jax import distributed
 from flat_jax.data.batching import PaddingTrim, batches, num_batches
 from flat_jax.training.checkpoints import StageCheckpoints
-from flat_jax.training.step import shard_batch
 
 
 @dataclasses.dataclass
@@ -56,13 +56,14 @@ def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh
   if trim is not None:
     order = np.argsort(trim.lengths(ids), kind="stable")
     ids, labels = ids[order], labels[order]
+  params = distributed.replicate(params, mesh)
   out = []
   for batch in batches(ids, labels, batch_size):
     real = int(batch["weight"].sum())
     if trim is not None:
       batch = trim(batch)
-    logits = eval_step(params, shard_batch(batch, mesh))
-    out.append(np.asarray(jax.device_get(logits))[:real])
+    logits = eval_step(params, distributed.shard_batch(batch, mesh))
+    out.append(distributed.to_host(logits)[:real])
   logits = np.concatenate(out)
   if order is not None:
     logits[order] = logits.copy()
@@ -94,6 +95,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
   seed, the epoch and the step, so a resumed run repeats the uninterrupted one). `trim` cuts each
   batch's padding (word-piece models)."""
   best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
+  state = distributed.replicate(state, mesh)   # restored (and saved) as arrays over the whole mesh
   if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
     state, meta = restored
     start_epoch, best_dev, best_epoch = meta["epoch"], meta["best_dev_accuracy"], meta["best_epoch"]
@@ -111,11 +113,11 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     bar = tqdm(batches(train.ids, train.labels, batch_size, shuffle_seed=seed * 1000 + epoch,
                        extra=train.extra),
                total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{epochs}", leave=False,
-               mininterval=2.0, disable=None)
+               mininterval=2.0, disable=None if distributed.is_primary() else True)
     for i, batch in enumerate(bar):
       if i >= steps_per_epoch:
         break
-      state, m = train_step(state, shard_batch(trim(batch) if trim else batch, mesh))
+      state, m = train_step(state, distributed.shard_batch(trim(batch) if trim else batch, mesh))
       step_metrics.append(m)
       if i % 20 == 0:
         m = jax.device_get(m)

@@ -15,31 +15,12 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
-AXIS = "data"
-
-
-def make_mesh(devices=None) -> Mesh:
-  # Built directly (not jax.make_mesh): explicit axis types reject gradients over a sharded batch.
-  return Mesh(np.asarray(devices if devices is not None else jax.devices()), (AXIS,))
-
-
-def pad_batch(batch: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
-  """Pads the batch dimension to a multiple of the device count with weight-0 rows."""
-  size = len(batch["weight"])
-  extra = (-size) % multiple
-  if not extra:
-    return batch
-  return {k: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if k != "weight"
-          else np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in batch.items()}
-
-
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh):
-  batch = pad_batch(batch, mesh.size)
-  return jax.device_put(batch, NamedSharding(mesh, P(AXIS)))
+# the mesh and batch placement live in flat_jax.distributed (they span processes); re-exported here
+# for the callers that build a step and its mesh together
+from flat_jax.distributed import AXIS, make_mesh, shard_batch  # noqa: F401
 
 
 def example_keys(rng, step, index):
@@ -59,9 +40,17 @@ def row_texts(row):
 
 
 def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
-                    rng_names=("dropout", "mask")):
+                    rng_names=("dropout", "mask"), grad_reduction: str = "psum"):
   """apply_fn(params, texts, deterministic=..., rngs=...) -> outputs dict, texts as row_texts gives;
-  objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...)."""
+  objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...).
+
+  grad_reduction "psum": one all-reduce; its summation order is the collective library's (XLA's
+  in-process one differs from gloo's or NCCL's), so the same run split differently over processes
+  differs in the last bits, and training amplifies that. "ordered": every device gathers all
+  per-device gradients and sums them in mesh order: the same floating-point operations whatever the
+  process layout, for N times the traffic."""
+  if grad_reduction not in ("psum", "ordered"):
+    raise ValueError(f"grad_reduction must be 'psum' or 'ordered', not {grad_reduction!r}")
 
   def per_example_outputs(params, batch, keys):
     def one(row, key):
@@ -78,7 +67,10 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
       return loss_sum / total_weight, metrics
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    grads = lax.psum(grads, AXIS)
+    if grad_reduction == "ordered":
+      grads = jax.tree.map(lambda g: jnp.sum(lax.all_gather(g, AXIS), axis=0), grads)
+    else:
+      grads = lax.psum(grads, AXIS)
     metrics = lax.psum({**metrics, "weight": jnp.sum(batch["weight"])}, AXIS)
     return grads, metrics
 

@@ -47,3 +47,9 @@ def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data)
   four, four_metrics = _run(tmp_path / "four", 4, "--config.train.optimizer=sgd",
                             "--config.train.learning_rate=0.05", mode="base")
   np.testing.assert_allclose(one_metrics[-1]["train_loss"], four_metrics[-1]["train_loss"], rtol=1e-4)
+  # the layout-independent reduction (gather, then sum in device order) is the same mean gradient
+  ordered, ordered_metrics = _run(tmp_path / "ordered", 4, "--config.train.optimizer=sgd",
+                                  "--config.train.learning_rate=0.05",
+                                  "--config.train.grad_reduction=ordered", mode="base")
+  np.testing.assert_allclose(one_metrics[-1]["train_loss"], ordered_metrics[-1]["train_loss"], rtol=1e-4)
+  assert abs(ordered["dev_accuracy"] - four["dev_accuracy"]) <= 0.1
