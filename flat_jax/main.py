@@ -6,8 +6,10 @@ under SLURM and on multi-host TPU slices nothing: JAX finds them)."""
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import sys
+import traceback
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -67,8 +69,23 @@ def main(argv):
           distributed.DistributedError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _exit(2)
+  except BaseException:
+    if distributed.process_count() == 1:
+      raise
+    traceback.print_exc()
+    _exit(1)
 
+
+def _exit(code: int) -> None:
+  """Over several processes, leave at once: a normal exit waits in JAX's shutdown for peers that are
+  themselves waiting in a collective for this process (minutes); gone, it is noticed by the next
+  heartbeat and the others stop too."""
+  if distributed.process_count() > 1:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
 
 if __name__ == "__main__":
   app.run(main)

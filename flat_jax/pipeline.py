@@ -410,13 +410,16 @@ def run(config, workdir) -> dict:
   if config.stage in ("attack", "evaluate"):
     return evaluate_attacks(config, workdir)
   if config.stage == "report":
-    return write_report(workdir) if distributed.is_primary() else read_results(workdir)
+    results = write_report(workdir) if distributed.is_primary() else read_results(workdir)
+    distributed.barrier("report written")
+    return results
   workdir, finished = prepare_workdir(config, workdir)
   if finished is not None:
     if (finished.get("status") == "finished" and not (workdir / "report" / "index.html").exists()
         and distributed.is_primary()):
       write_report(workdir)   # killed while the report was being written
       finished = read_results(workdir)
+    distributed.barrier("finished run checked")
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
                  finished["standard_accuracy"])
     return finished
@@ -501,8 +504,10 @@ def run(config, workdir) -> dict:
                   latest_stage)
     results["status"] = "finished"
     write_results(workdir, results)
-    if distributed.is_primary():   # the others exit; they wait for it at JAX's shutdown barrier
+    if distributed.is_primary():
       write_report(workdir)
+    # the others wait here, not at JAX's shutdown, whose client gives up after 300 s
+    distributed.barrier("report written")
   return results
 
 

@@ -41,8 +41,14 @@ for ((i = 0; i < processes; i++)); do
   pids+=($!)
   echo "[launch] process $i: pid $!"
 done
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
-trap 'stop_all; exit 130' INT TERM
+# JAX takes SIGTERM as a preemption notice and carries on: TERM first, then KILL
+stop_all() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 5
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 
 status=0 first_failure="" watchdog=""
 alive=("${pids[@]}")
