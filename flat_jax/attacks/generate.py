@@ -53,6 +53,10 @@ def read_records(path) -> dict[int, dict]:
   return records
 
 
+def _write_records(path: pathlib.Path, records: dict[int, dict]) -> None:
+  path.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)), encoding="utf-8")
+
+
 def records_by_index(path) -> list[dict]:
   """`read_records` as a list in example order."""
   return [record for _, record in sorted(read_records(path).items())]
@@ -154,8 +158,8 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
   if distributed.process_count() > 1:
     return _attack_shard(job, texts, labels, out_path, workers, indices, desc)
   done = read_records(out_path)
-  if done and out_path.exists():   # rewrite without a possibly truncated last line
-    out_path.write_text("".join(json.dumps(done[i]) + "\n" for i in sorted(done)), encoding="utf-8")
+  if done:   # rewrite without a possibly truncated last line
+    _write_records(out_path, done)
   todo = [i for i in indices if i not in done]
   if todo:
     logging.info("%s: %d examples to attack (%d already in %s), %d worker(s)", desc, len(todo),
@@ -177,10 +181,10 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
   distributed.barrier(f"attack {out_path.name}: model saved")   # the model the workers load
   merged = read_records(out_path)
   part = shard_path(out_path, me, count)
-  done = {**{i: r for i, r in merged.items()}, **read_records(part)}
-  if part.exists():   # rewrite without a possibly truncated last line
-    mine_done = read_records(part)
-    part.write_text("".join(json.dumps(mine_done[i]) + "\n" for i in sorted(mine_done)), encoding="utf-8")
+  mine_done = read_records(part)
+  if mine_done:   # rewrite without a possibly truncated last line
+    _write_records(part, mine_done)
+  done = {**merged, **mine_done}
   mine = indices[me::count]
   todo = [i for i in mine if i not in done]
   if todo:
@@ -198,7 +202,7 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
                        f"parts of {out_path} (first: {missing[:5]})")
   if distributed.is_primary():
     tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(merged[i]) + "\n" for i in sorted(merged)), encoding="utf-8")
+    _write_records(tmp, merged)
     os.replace(tmp, out_path)
     for process in range(count):
       shard_path(out_path, process, count).unlink(missing_ok=True)
