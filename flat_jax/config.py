@@ -72,6 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
   # picks; "ordered": gathered and summed in device order, so any split over processes and devices
   # gives bit-identical training (N times the gradient traffic; for reproducibility checks)
   c.train.grad_reduction = "psum"
+  # adv/FLAT rounds: forward the rows without an adversarial twin once, apart from the rows with
+  # one (the same loss; most rows of a round have no twin). False: every row as a padded pair
+  c.train.pack_twins = True
 
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1

@@ -285,7 +285,8 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None),
                stage=stage,
                steps_limit=config.train.steps_limit,
-               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim)
+               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim,
+               pack_twins=config.train.pack_twins)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
                      fitted.best_epoch, fitted.seconds)
 

@@ -69,3 +69,24 @@ class PaddingTrim:
   def lengths(self, ids: np.ndarray) -> np.ndarray:
     real = ids != self.pad_id
     return np.where(real.any(axis=1), ids.shape[1] - np.argmax(real[:, ::-1], axis=1), 0)
+
+
+TWIN_KEYS = ("adv_ids", "adv_word_ids", "replaced", "has_adv")   # what only a row with a twin needs
+
+
+def split_twins(batch: dict[str, np.ndarray], multiple: int) -> dict[str, dict[str, np.ndarray]]:
+  """A training batch as two batches: "pairs", forwarded as (original, twin), holds every row with
+  an adversarial twin, filled up to a multiple of `multiple` rows with rows without one (their twin
+  terms weigh 0, as in the whole batch); "singles", forwarded once with the twin arrays dropped,
+  holds the other rows. The same rows and loss as the batch in B + |pairs| texts instead of 2B (most
+  rows of an adversarial round have no twin). A part with no rows is left out; {"whole": batch}
+  when the pairs part would be the whole batch."""
+  twin = batch["has_adv"].astype(bool)
+  size = len(twin)
+  paired = -(-int(twin.sum()) // multiple) * multiple
+  if paired >= size:
+    return {"whole": batch}
+  order = np.concatenate([np.flatnonzero(twin), np.flatnonzero(~twin)])   # stable: rows keep their order
+  rows = {"pairs": order[:paired], "singles": order[paired:]}
+  return {name: {k: v[r] for k, v in batch.items() if name == "pairs" or k not in TWIN_KEYS}
+          for name, r in rows.items() if len(r)}

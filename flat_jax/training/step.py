@@ -6,8 +6,12 @@ gradients are summed over the 'data' axis. Each local loss is already divided by
 example weight, so the psum of gradients is the gradient of the global weighted mean (a pmean of
 per-shard means would over-weight a shard holding padding rows).
 
-Randomness (dropout, mask sampling) is keyed per example from (state.rng, step, example index), so a
-run on N devices computes the same function as on one device.
+Randomness (dropout, mask sampling) is keyed per text from (state.rng, step, example index, text
+slot), so a run on N devices computes the same function as on one device, and a row's original text
+draws the same noise whether or not its twin is forwarded beside it.
+
+A batch is either one dict of rows, or a dict of such parts ({"pairs": ..., "singles": ...} from
+flat_jax.data.batching.split_twins); the loss is the weighted sum over all parts' rows.
 """
 from __future__ import annotations
 
@@ -53,17 +57,26 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
     raise ValueError(f"grad_reduction must be 'psum' or 'ordered', not {grad_reduction!r}")
 
   def per_example_outputs(params, batch, keys):
-    def one(row, key):
+    def text_outputs(text, key):
       rngs = {name: jax.random.fold_in(key, i) for i, name in enumerate(rng_names)}
-      return apply_fn(params, row_texts(row), deterministic=False, rngs=rngs)
+      outputs = apply_fn(params, jax.tree.map(lambda x: x[None], text), deterministic=False, rngs=rngs)
+      return jax.tree.map(lambda x: x[0], outputs)
+
+    def one(row, key):
+      texts = row_texts(row)
+      slots = jnp.arange(jax.tree.leaves(texts)[0].shape[0])
+      return jax.vmap(text_outputs)(texts, jax.vmap(lambda t: jax.random.fold_in(key, t))(slots))
     return jax.vmap(one)(batch, keys)
 
-  def local_grads(params, batch, keys):
-    total_weight = lax.psum(jnp.sum(batch["weight"]), AXIS)
+  def local_grads(params, parts, keys):
+    total_weight = lax.psum(sum(jnp.sum(part["weight"]) for part in parts.values()), AXIS)
 
     def loss_fn(p):
-      outputs = per_example_outputs(p, batch, keys)
-      loss_sum, metrics = objective(outputs, batch)
+      loss_sum, metrics = 0.0, None
+      for name, part in parts.items():
+        part_loss, part_metrics = objective(per_example_outputs(p, part, keys[name]), part)
+        loss_sum += part_loss
+        metrics = part_metrics if metrics is None else jax.tree.map(jnp.add, metrics, part_metrics)
       return loss_sum / total_weight, metrics
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -71,7 +84,8 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
       grads = jax.tree.map(lambda g: jnp.sum(lax.all_gather(g, AXIS), axis=0), grads)
     else:
       grads = lax.psum(grads, AXIS)
-    metrics = lax.psum({**metrics, "weight": jnp.sum(batch["weight"])}, AXIS)
+    weight = sum(jnp.sum(part["weight"]) for part in parts.values())
+    metrics = lax.psum({**metrics, "weight": weight}, AXIS)
     return grads, metrics
 
   # check_vma=False gives pmap semantics: gradients are per-device until the explicit psum. (With
@@ -82,8 +96,9 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
 
   @jax.jit
   def train_step(state, batch):
-    keys = example_keys(state.rng, state.step, batch["index"])
-    grads, metrics = sharded_grads(state.params, batch, keys)
+    parts = {"whole": batch} if "ids" in batch else batch
+    keys = {name: example_keys(state.rng, state.step, part["index"]) for name, part in parts.items()}
+    grads, metrics = sharded_grads(state.params, parts, keys)
     return state.apply_gradients(grads), metrics
 
   return train_step

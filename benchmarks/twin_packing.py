@@ -1,0 +1,105 @@
+"""FLAT train steps over an adversarial round's batches: every row forwarded as (original, twin),
+as the authors pair clean examples with themselves, against the twin-less rows forwarded once
+(flat_jax.data.batching.split_twins, the pipeline's default `train.pack_twins`). The same loss
+(tests/training/test_twin_packing.py); the benchmark measures what it saves.
+
+  .venv/bin/python benchmarks/twin_packing.py [--models cnn,lstm] [--twin-share 0.23] [--repeats 3]
+
+The default share is SST-2's first FLAT round here: 1,608 of 6,920 training rows got a twin
+(results/sst2_cnn_flat). Examples/s counts training rows.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import jax
+import numpy as np
+import optax
+
+from flat_jax.config import preset
+from flat_jax.data.batching import split_twins
+from flat_jax.models.classifier import build_word_classifier
+from flat_jax.training.objectives import make_objective, replaced_positions
+from flat_jax.training.state import TrainState
+from flat_jax.training.step import make_mesh, make_train_step, shard_batch
+
+
+def round_batches(num_batches: int, batch_size: int, length: int, vocab: int, share: float, seed: int):
+  """Batches shaped like a FLAT round's: texts of 5..length words, a `share` of rows with a twin
+  that differs in two words."""
+  rs = np.random.RandomState(seed)
+  out = []
+  for b in range(num_batches):
+    lengths = rs.randint(5, length + 1, batch_size)
+    ids = np.where(np.arange(length) < lengths[:, None], rs.randint(2, vocab, (batch_size, length)), 0)
+    adv_ids = ids.copy()
+    has_adv = rs.rand(batch_size) < share
+    for row in np.flatnonzero(has_adv):
+      adv_ids[row, rs.choice(lengths[row], 2, replace=False)] = rs.randint(2, vocab, 2)
+    out.append({"ids": ids.astype(np.int32), "adv_ids": adv_ids.astype(np.int32),
+                "label": rs.randint(0, 2, batch_size).astype(np.int32),
+                "weight": np.ones(batch_size, np.float32),
+                "index": np.arange(b * batch_size, (b + 1) * batch_size, dtype=np.int32),
+                "has_adv": has_adv, "replaced": np.asarray(replaced_positions(ids, adv_ids)) & has_adv[:, None]})
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--models", default="cnn,lstm")
+  parser.add_argument("--twin-share", type=float, default=0.23)
+  parser.add_argument("--batches", type=int, default=12)
+  parser.add_argument("--batch-size", type=int, default=64)
+  parser.add_argument("--length", type=int, default=50)
+  parser.add_argument("--embed-dim", type=int, default=300)
+  parser.add_argument("--repeats", type=int, default=3)
+  args = parser.parse_args()
+
+  mesh = make_mesh()
+  multiple = math.lcm(mesh.size, max(1, args.batch_size // 4))   # as training/loop.py packs
+  batches = round_batches(args.batches, args.batch_size, args.length, 5000, args.twin_share, 0)
+  whole = [shard_batch(b, mesh) for b in batches]
+  packed = []
+  for b in batches:
+    parts = split_twins(b, multiple)
+    packed.append(shard_batch(parts["whole"], mesh) if "whole" in parts
+                  else {k: shard_batch(v, mesh) for k, v in parts.items()})
+  texts = lambda bs: sum(2 * len(p["weight"]) if "has_adv" in p else len(p["weight"])
+                         for b in bs for p in ([b] if "ids" in b else b.values()))
+  print(f"{args.batches} batches of {args.batch_size} rows x length {args.length}, twin share "
+        f"{args.twin_share:.2f}: {texts(whole)} texts forwarded as pairs, {texts(packed)} packed; "
+        f"{mesh.size} device(s), JAX {jax.__version__}")
+  print("| model | pairs ex/s | packed ex/s | speed-up |")
+  print("|---|---|---|---|")
+  for name in args.models.split(","):
+    c = preset("sst2", name)
+    model = build_word_classifier(c.model, 5000, 2, args.embed_dim, with_mask=True)
+    params = model.init(jax.random.PRNGKey(0), batches[0]["ids"][:2])["params"]
+    apply_fn = lambda p, ids, deterministic, rngs, model=model: model.apply(
+        {"params": p}, ids, deterministic=deterministic, rngs=rngs)
+    step = make_train_step(apply_fn, make_objective("flat", 0.1, 0.001), mesh)
+    state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.adam(0.005), seed=0)
+
+    def epoch(stream):
+      s = state
+      start = time.perf_counter()
+      for b in stream:
+        s, m = step(s, b)
+      jax.block_until_ready(m)
+      return time.perf_counter() - start
+
+    epoch(whole), epoch(packed)            # compile every shape
+    times = {"whole": [], "packed": []}
+    for _ in range(args.repeats):          # interleaved
+      times["whole"].append(epoch(whole))
+      times["packed"].append(epoch(packed))
+    rows = args.batches * args.batch_size
+    w, p = (statistics.median(times[k]) for k in ("whole", "packed"))
+    print(f"| {name} | {rows / w:.1f} | {rows / p:.1f} | {w / p:.2f}x |")
+
+
+if __name__ == "__main__":
+  main()
