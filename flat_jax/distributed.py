@@ -143,9 +143,20 @@ def is_primary() -> bool:
 def make_mesh(devices=None) -> Mesh:
   """The 1-D 'data' mesh over all devices of all processes, each process's devices side by side
   (process p holds rows [p*n, (p+1)*n) of every batch). Built directly, not with jax.make_mesh:
-  explicit axis types reject gradients over a sharded batch."""
+  explicit axis types reject gradients over a sharded batch.
+
+  FLAT_JAX_DEVICES_PER_PROCESS=k puts only each process's first k devices in the mesh. XLA:CPU
+  sizes a process's thread pool by max(cores, simulated devices), and its kernels split sums by
+  the pool, so a 2 x 2-device run on a 2-core host rounds differently from a 1 x 4 one; simulating 4
+  devices per process and using 2 gives both the same pool (bit-identical training)."""
   if devices is None:
     devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    if used := _int(os.environ.get("FLAT_JAX_DEVICES_PER_PROCESS", "0"), "FLAT_JAX_DEVICES_PER_PROCESS"):
+      if not 0 < used <= jax.local_device_count():
+        raise DistributedError(f"FLAT_JAX_DEVICES_PER_PROCESS={used}, but this process has "
+                               f"{jax.local_device_count()} device(s)")
+      devices = [d for p in range(jax.process_count())
+                 for d in [d for d in devices if d.process_index == p][:used]]
   return Mesh(np.asarray(devices), (AXIS,))
 
 

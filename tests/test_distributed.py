@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from flat_jax import distributed
@@ -80,10 +81,13 @@ def _cpu_env(devices: int) -> dict:
 
 
 def _launch(workdir, port, log):
-  """The launcher with its output in the file `log` (a pipe nobody drains would stall the run)."""
+  """The launcher with its output in the file `log` (a pipe nobody drains would stall the run).
+  Each process simulates 4 CPU devices and trains on 2 of them: XLA:CPU sizes a process's thread
+  pool by max(cores, simulated devices) and rounds by it, so this gives both runs the same pool."""
   with open(log, "w") as f:
-    return subprocess.Popen(["launch/processes.sh", "--processes", "2", "--cpu-devices", "2",
+    return subprocess.Popen(["launch/processes.sh", "--processes", "2", "--cpu-devices", "4",
                              "--port", str(port), "--workdir", str(workdir), *SETTINGS],
+                            env=dict(os.environ, FLAT_JAX_DEVICES_PER_PROCESS="2"),
                             stdout=f, stderr=subprocess.STDOUT)
 
 
@@ -145,6 +149,10 @@ def test_two_processes_killed_and_resumed_match_one_process(tmp_path, shared_dat
   assert [(m["stage"], m["epoch"]) for m in metrics] == [
       ("train_base", 1), ("train_base", 2), ("train_base", 3),
       ("train_flat_round_1", 1), ("train_flat_round_1", 2), ("train_flat_round_1", 3)]
+  one_metrics = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
+  for a, b in zip(one_metrics, metrics):    # killed and resumed, yet the same training
+    assert a["dev_accuracy"] == b["dev_accuracy"], (a, b)
+    np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-6)
   assert (two / "report" / "index.html").exists()
 
 
