@@ -55,13 +55,17 @@ def _groups(runs: Sequence[dict]) -> dict:
 
 
 def _mean(values):
+  """(mean, number of runs, lowest, highest) of the runs that have the figure."""
   values = [v for v in values if v is not None]
-  return (float(np.mean(values)), len(values)) if values else (None, 0)
+  if not values:
+    return None, 0, None, None
+  return float(np.mean(values)), len(values), min(values), max(values)
 
 
 def _cell(ours, paper_value, digits=2) -> str:
-  value, n = ours if isinstance(ours, tuple) else (ours, 1)
-  text = "-" if value is None else f"{value:.{digits}f}" + (f" [{n} runs]" if n > 1 else "")
+  value, n, low, high = ours if isinstance(ours, tuple) else (ours, 1, ours, ours)
+  text = "-" if value is None else f"{value:.{digits}f}" + (
+      f" [{n} runs: {low:.{digits}f}-{high:.{digits}f}]" if n > 1 else "")
   return text if paper_value is None else f"{text} ({paper_value:.{digits}f})"
 
 

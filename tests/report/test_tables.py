@@ -28,7 +28,7 @@ def test_table2_cells_are_ours_beside_the_papers_and_repeats_are_averaged():
           _run("trec", "cnn", "flat", 88.0), _run("trec", "cnn", "adv", 85.0, recipe="pwws")]
   text = tables.table2(runs)
   assert _row(text, "CNN-base") == "| CNN-base | 87.20 (91.20) |"
-  assert _row(text, "CNN-FLAT (Textfooler)") == "| CNN-FLAT (Textfooler) | 87.00 [2 runs] (89.20) |"
+  assert _row(text, "CNN-FLAT (Textfooler)") == "| CNN-FLAT (Textfooler) | 87.00 [2 runs: 86.00-88.00] (89.20) |"
   assert _row(text, "CNN-adv (PWWS)") == "| CNN-adv (PWWS) | 85.00 (90.00) |"
   assert "| Models | TREC |" in text
 
