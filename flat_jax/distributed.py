@@ -151,7 +151,7 @@ def make_mesh(devices=None) -> Mesh:
   devices per process and using 2 gives both the same pool (bit-identical training)."""
   if devices is None:
     devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-    if used := _int(os.environ.get("FLAT_JAX_DEVICES_PER_PROCESS", "0"), "FLAT_JAX_DEVICES_PER_PROCESS"):
+    if used := _int(os.environ.get("FLAT_JAX_DEVICES_PER_PROCESS") or "0", "FLAT_JAX_DEVICES_PER_PROCESS"):
       if not 0 < used <= jax.local_device_count():
         raise DistributedError(f"FLAT_JAX_DEVICES_PER_PROCESS={used}, but this process has "
                                f"{jax.local_device_count()} device(s)")

@@ -150,6 +150,7 @@ def test_two_processes_killed_and_resumed_match_one_process(tmp_path, shared_dat
       ("train_base", 1), ("train_base", 2), ("train_base", 3),
       ("train_flat_round_1", 1), ("train_flat_round_1", 2), ("train_flat_round_1", 3)]
   one_metrics = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
+  assert len(one_metrics) == len(metrics)
   for a, b in zip(one_metrics, metrics):    # killed and resumed, yet the same training
     assert a["dev_accuracy"] == b["dev_accuracy"], (a, b)
     np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-6)

@@ -75,13 +75,13 @@ TWIN_KEYS = ("adv_ids", "adv_word_ids", "replaced", "has_adv")   # what only a r
 
 
 def split_twins(batch: dict[str, np.ndarray], multiple: int) -> dict[str, dict[str, np.ndarray]]:
-  """A training batch as two batches: "pairs", forwarded as (original, twin), holds every row with
-  an adversarial twin, filled up to a multiple of `multiple` rows with rows without one (their twin
+  """A training batch as two batches: "pairs", forwarded as (original, twin), holds every real row
+  with an adversarial twin, filled up to a multiple of `multiple` rows with rows without one (their twin
   terms weigh 0, as in the whole batch); "singles", forwarded once with the twin arrays dropped,
   holds the other rows. The same rows and loss as the batch in B + |pairs| texts instead of 2B (most
   rows of an adversarial round have no twin). A part with no rows is left out; {"whole": batch}
   when the pairs part would be the whole batch."""
-  twin = batch["has_adv"].astype(bool)
+  twin = batch["has_adv"].astype(bool) & (batch["weight"] > 0)   # a last batch's padding copies rows
   size = len(twin)
   paired = -(-int(twin.sum()) // multiple) * multiple
   if paired >= size:

@@ -79,14 +79,17 @@ def accuracy(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
 
 
 def _place(batch, mesh, trim: PaddingTrim | None, pack_twins: bool):
-  """A host training batch (or its twin / twin-less parts) trimmed and sharded over the mesh."""
+  """A host training batch (or its twin / twin-less parts) trimmed and sharded over the mesh. The
+  whole batch is trimmed before the split, so both parts share its length bucket: the compiled
+  shapes are (bucket x pairs size), not (pairs size x pairs bucket x singles bucket)."""
+  if trim is not None:
+    batch = trim(batch)
   if pack_twins:
-    # parts padded to a quarter of the batch: few compiled shapes, little padding
+    # the pairs part in multiples of a quarter of the batch: a few compiled shapes, little padding
     parts = split_twins(batch, math.lcm(mesh.size, max(1, len(batch["weight"]) // 4)))
     if "whole" not in parts:
-      return {name: distributed.shard_batch(trim(part) if trim else part, mesh)
-              for name, part in parts.items()}
-  return distributed.shard_batch(trim(batch) if trim else batch, mesh)
+      return {name: distributed.shard_batch(part, mesh) for name, part in parts.items()}
+  return distributed.shard_batch(batch, mesh)
 
 
 @dataclasses.dataclass

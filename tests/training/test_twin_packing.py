@@ -30,14 +30,14 @@ def test_split_twins_keeps_every_row_once_and_all_twins_in_pairs():
   weight = [1] * 14 + [0, 0]                      # the last two rows: padding of a last batch
   parts = split_twins(_batch(has_adv, weight), multiple=4)
   pairs, singles = parts["pairs"], parts["singles"]
-  # 6 twin rows (one of them padding) and the first 2 rows without a twin fill 8 pair slots:
-  # 16 + 8 texts instead of 2 x 16
-  assert pairs["index"].tolist() == [0, 3, 7, 11, 12, 14, 1, 2]
-  assert pairs["has_adv"].tolist() == [True] * 6 + [False] * 2
-  assert singles["index"].tolist() == [4, 5, 6, 8, 9, 10, 13, 15]
+  # 5 real twin rows and the first 3 rows without a twin fill 8 pair slots: 16 + 8 texts, not 2 x 16;
+  # row 14 is a padding copy of a twin row (weight 0): no twin to forward
+  assert pairs["index"].tolist() == [0, 3, 7, 11, 12, 1, 2, 4]
+  assert pairs["has_adv"].tolist() == [True] * 5 + [False] * 3
+  assert singles["index"].tolist() == [5, 6, 8, 9, 10, 13, 14, 15]
   assert not {"adv_ids", "has_adv", "replaced"} & set(singles)
   np.testing.assert_array_equal(pairs["ids"][:, 0], pairs["index"])   # rows move with their data
-  assert singles["weight"].tolist() == [1, 1, 1, 1, 1, 1, 1, 0]
+  assert singles["weight"].tolist() == [1, 1, 1, 1, 1, 1, 0, 0]
   assert pairs["weight"].sum() + singles["weight"].sum() == 14
 
 
@@ -99,3 +99,22 @@ def test_packed_step_is_the_whole_batch_step(sst2_rows, model_name, mode):
   no_twin = dict(batch, has_adv=np.zeros(64, bool))
   _, alone = step(state, shard_batch(no_twin, mesh))
   assert abs(float(alone["loss"]) - float(whole["loss"])) > 1e-3
+
+
+def test_parts_share_the_whole_batchs_trimmed_length():
+  """Word-piece batches are trimmed before the split: one length bucket for both parts, so packing
+  adds compiled shapes only through the size of the pairs part."""
+  from flat_jax.data.batching import PaddingTrim
+  from flat_jax.training.loop import _place
+  batch = _batch([1, 0, 0, 0, 0, 0, 0, 0])
+  lengths = [3, 20, 4, 5, 6, 7, 8, 9]     # the long text is a single, the twin row is short
+  ids = np.zeros((8, 64), np.int32)
+  for row, n in enumerate(lengths):
+    ids[row, :n] = 5
+  batch = dict(batch, ids=ids, word_ids=ids.copy(), adv_ids=ids.copy(), adv_word_ids=ids.copy(),
+               replaced=np.zeros((8, 64), bool))
+  trim = PaddingTrim(pad_id=0, buckets=(16, 32, 48, 64))
+  parts = _place(batch, make_mesh(), trim, pack_twins=True)
+  assert set(parts) == {"pairs", "singles"}
+  assert {part["ids"].shape[1] for part in parts.values()} == {32}
+  assert parts["pairs"]["adv_word_ids"].shape == (2, 32) and "adv_word_ids" not in parts["singles"]
