@@ -11,7 +11,6 @@ The default share is SST-2's first FLAT round here: 1,608 of 6,920 training rows
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
@@ -20,11 +19,11 @@ import numpy as np
 import optax
 
 from flat_jax.config import preset
-from flat_jax.data.batching import split_twins
 from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.objectives import make_objective, replaced_positions
 from flat_jax.training.state import TrainState
-from flat_jax.training.step import make_mesh, make_train_step, shard_batch
+from flat_jax.training.loop import place_batch
+from flat_jax.training.step import make_mesh, make_train_step
 
 
 def round_batches(num_batches: int, batch_size: int, length: int, vocab: int, share: float, seed: int):
@@ -59,14 +58,9 @@ def main():
   args = parser.parse_args()
 
   mesh = make_mesh()
-  multiple = math.lcm(mesh.size, max(1, args.batch_size // 4))   # as training/loop.py packs
   batches = round_batches(args.batches, args.batch_size, args.length, 5000, args.twin_share, 0)
-  whole = [shard_batch(b, mesh) for b in batches]
-  packed = []
-  for b in batches:
-    parts = split_twins(b, multiple)
-    packed.append(shard_batch(parts["whole"], mesh) if "whole" in parts
-                  else {k: shard_batch(v, mesh) for k, v in parts.items()})
+  whole = [place_batch(b, mesh, None, pack_twins=False) for b in batches]
+  packed = [place_batch(b, mesh, None, pack_twins=True) for b in batches]   # as training packs
   texts = lambda bs: sum(2 * len(p["weight"]) if "has_adv" in p else len(p["weight"])
                          for b in bs for p in ([b] if "ids" in b else b.values()))
   print(f"{args.batches} batches of {args.batch_size} rows x length {args.length}, twin share "

@@ -78,7 +78,7 @@ def accuracy(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
   return float(100.0 * np.mean(np.argmax(logits, -1) == split.labels))
 
 
-def _place(batch, mesh, trim: PaddingTrim | None, pack_twins: bool):
+def place_batch(batch, mesh, trim: PaddingTrim | None, pack_twins: bool):
   """A host training batch (or its twin / twin-less parts) trimmed and sharded over the mesh. The
   whole batch is trimmed before the split, so both parts share its length bucket: the compiled
   shapes are (bucket x pairs size), not (pairs size x pairs bucket x singles bucket)."""
@@ -134,7 +134,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     for i, batch in enumerate(bar):
       if i >= steps_per_epoch:
         break
-      state, m = train_step(state, _place(batch, mesh, trim, pack_twins and "has_adv" in batch))
+      state, m = train_step(state, place_batch(batch, mesh, trim, pack_twins and "has_adv" in batch))
       step_metrics.append(m)
       if i % 20 == 0:
         m = jax.device_get(m)

@@ -105,7 +105,7 @@ def test_parts_share_the_whole_batchs_trimmed_length():
   """Word-piece batches are trimmed before the split: one length bucket for both parts, so packing
   adds compiled shapes only through the size of the pairs part."""
   from flat_jax.data.batching import PaddingTrim
-  from flat_jax.training.loop import _place
+  from flat_jax.training.loop import place_batch
   batch = _batch([1, 0, 0, 0, 0, 0, 0, 0])
   lengths = [3, 20, 4, 5, 6, 7, 8, 9]     # the long text is a single, the twin row is short
   ids = np.zeros((8, 64), np.int32)
@@ -114,7 +114,7 @@ def test_parts_share_the_whole_batchs_trimmed_length():
   batch = dict(batch, ids=ids, word_ids=ids.copy(), adv_ids=ids.copy(), adv_word_ids=ids.copy(),
                replaced=np.zeros((8, 64), bool))
   trim = PaddingTrim(pad_id=0, buckets=(16, 32, 48, 64))
-  parts = _place(batch, make_mesh(), trim, pack_twins=True)
+  parts = place_batch(batch, make_mesh(), trim, pack_twins=True)
   assert set(parts) == {"pairs", "singles"}
   assert {part["ids"].shape[1] for part in parts.values()} == {32}
   assert parts["pairs"]["adv_word_ids"].shape == (2, 32) and "adv_word_ids" not in parts["singles"]
