@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flat_jax.models.dropout import Dropout
 from flat_jax.models.word_mask import WordMask
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -126,7 +127,7 @@ class BertEmbeddings(nn.Module):
     if c.type_vocab_size > 0:
       self.token_type_embeddings = nn.Embed(c.type_vocab_size, c.hidden_size, embedding_init=init)
     self.layer_norm = layer_norm(c.layer_norm_eps)
-    self.dropout = nn.Dropout(c.hidden_dropout)
+    self.dropout = Dropout(c.hidden_dropout)
 
   def embed_words(self, ids):
     return self.word_embeddings(ids)
@@ -154,7 +155,7 @@ class BertSelfAttention(nn.Module):
     v = split(dense(c.hidden_size, c.initializer_range, name="value")(hidden))
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(c.head_dim).astype(np.float32)
     scores = jnp.where(attention_mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
-    probs = nn.Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
+    probs = Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
     context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
     return context.reshape(hidden.shape[:-1] + (c.hidden_size,))
 
@@ -165,7 +166,7 @@ class BertLayer(nn.Module):
   @nn.compact
   def __call__(self, hidden, attention_mask, *, deterministic: bool):
     c = self.config
-    drop = lambda x: nn.Dropout(c.hidden_dropout)(x, deterministic=deterministic)
+    drop = lambda x: Dropout(c.hidden_dropout)(x, deterministic=deterministic)
     attended = BertSelfAttention(c, name="attention")(hidden, attention_mask, deterministic=deterministic)
     attended = drop(dense(c.hidden_size, c.initializer_range, name="attention_output")(attended))
     hidden = layer_norm(c.layer_norm_eps, name="attention_norm")(hidden + attended)
@@ -273,7 +274,7 @@ class BertClassifier(nn.Module):
     c = self.config
     self.encoder = BertEncoder(c)
     dropout = c.hidden_dropout if c.classifier_dropout is None else c.classifier_dropout
-    self.dropout = nn.Dropout(dropout)
+    self.dropout = Dropout(dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
   def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None):

@@ -6,6 +6,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from flat_jax.models.dropout import Dropout
+
 
 class CNNEncoder(nn.Module):
   kernel_sizes: Sequence[int] = (3, 4, 5)
@@ -24,4 +26,4 @@ class CNNEncoder(nn.Module):
       features = nn.Conv(self.num_filters, kernel_size=(k,), padding="VALID", name=f"conv_{k}")(padded)
       pooled.append(jnp.max(nn.relu(features) * starts_on_token, axis=1))   # ReLU >= 0: 0 is neutral
     hidden = jnp.concatenate(pooled, axis=-1)
-    return nn.Dropout(self.dropout)(hidden, deterministic=deterministic)
+    return Dropout(self.dropout)(hidden, deterministic=deterministic)

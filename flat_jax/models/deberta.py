@@ -38,6 +38,7 @@ import numpy as np
 
 from flat_jax.models.bert import (activation, dense, layer_norm, masked_encoding,
                                   piece_keep_probability, padding_attention_mask, masked_layers)
+from flat_jax.models.dropout import Dropout
 from flat_jax.models.word_mask import WordMask
 
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")
@@ -204,7 +205,7 @@ class DisentangledSelfAttention(nn.Module):
     q = q / scale
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k)
     if c.relative_attention and c.pos_att_type:
-      rel = nn.Dropout(c.hidden_dropout)(rel_embeddings, deterministic=deterministic)
+      rel = Dropout(c.hidden_dropout)(rel_embeddings, deterministic=deterministic)
       length = hidden.shape[1]
       rows = np.arange(length)
       if "c2p" in c.pos_att_type:
@@ -218,7 +219,7 @@ class DisentangledSelfAttention(nn.Module):
     if c.talking_head:
       scores = _mix_heads(scores, "head_logits", init)
     scores = jnp.where(attention_mask, scores, jnp.finfo(scores.dtype).min)
-    probs = nn.Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
+    probs = Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
     if c.talking_head:
       probs = _mix_heads(probs, "head_weights", init)
     context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
@@ -238,7 +239,7 @@ class DebertaLayer(nn.Module):
   def __call__(self, hidden, attention_mask, rel_embeddings, rel_index, *, deterministic: bool,
                query_states=None):
     c = self.config
-    drop = lambda x: nn.Dropout(c.hidden_dropout)(x, deterministic=deterministic)
+    drop = lambda x: Dropout(c.hidden_dropout)(x, deterministic=deterministic)
     attended = DisentangledSelfAttention(c, name="attention")(
         hidden, attention_mask, rel_embeddings, rel_index, deterministic=deterministic,
         query_states=query_states)
@@ -262,7 +263,7 @@ class ConvLayer(nn.Module):
                   feature_group_count=c.conv_groups, name="conv",
                   kernel_init=nn.initializers.normal(c.initializer_range))(embedded)
     out = jnp.where(token_mask[..., None], out, 0.0)
-    out = activation(c.conv_act)(nn.Dropout(c.hidden_dropout)(out, deterministic=deterministic))
+    out = activation(c.conv_act)(Dropout(c.hidden_dropout)(out, deterministic=deterministic))
     out = layer_norm(c.layer_norm_eps, name="norm")(layer_output + out)
     return out * token_mask[..., None].astype(out.dtype)
 
@@ -282,7 +283,7 @@ class DebertaEmbeddings(nn.Module):
     if size != c.hidden_size:
       self.embed_proj = dense(c.hidden_size, c.initializer_range, use_bias=False)
     self.layer_norm = layer_norm(c.layer_norm_eps)
-    self.dropout = nn.Dropout(c.hidden_dropout)
+    self.dropout = Dropout(c.hidden_dropout)
 
   def embed_words(self, ids):
     return self.word_embeddings(ids)
@@ -388,8 +389,8 @@ class DebertaClassifier(nn.Module):
     c = self.config
     self.encoder = DebertaEncoder(c)
     self.pooler = dense(c.pooler_hidden_size or c.hidden_size, c.initializer_range)
-    self.pooler_dropout = nn.Dropout(c.pooler_dropout)
-    self.dropout = nn.Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
+    self.pooler_dropout = Dropout(c.pooler_dropout)
+    self.dropout = Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
   def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None):

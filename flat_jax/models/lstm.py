@@ -4,6 +4,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from flat_jax.models.dropout import Dropout
+
 
 class LSTMEncoder(nn.Module):
   hidden: int = 300
@@ -11,7 +13,7 @@ class LSTMEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, embedded, token_mask, *, deterministic: bool):
-    embedded = nn.Dropout(self.dropout)(embedded, deterministic=deterministic)
+    embedded = Dropout(self.dropout)(embedded, deterministic=deterministic)
     outputs = nn.RNN(nn.OptimizedLSTMCell(self.hidden), name="lstm")(embedded)
     outputs = jnp.tanh(outputs)
     # Padding is trailing and the LSTM runs left to right, so real steps never see it; it is only
@@ -20,4 +22,4 @@ class LSTMEncoder(nn.Module):
     pooled = jnp.max(outputs, axis=1)
     pooled = jnp.where(jnp.isfinite(pooled), pooled, 0.0)   # a text with no tokens
     pooled = jnp.tanh(pooled)
-    return nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
+    return Dropout(self.dropout)(pooled, deterministic=deterministic)
