@@ -1,7 +1,9 @@
 """FLAT train steps over an adversarial round's batches: every row forwarded as (original, twin),
 as the authors pair clean examples with themselves, against the twin-less rows forwarded once
 (flat_jax.data.batching.split_twins, the pipeline's default `train.pack_twins`). The same loss
-(tests/training/test_twin_packing.py); the benchmark measures what it saves.
+(tests/training/test_twin_packing.py); the benchmark measures what it saves, and sets both beside
+the PyTorch reference (benchmarks/reference_torch.py, the same weights) run as the authors' design
+runs a round: every row a pair. torch gets as many threads as JAX uses (every core).
 
   .venv/bin/python benchmarks/twin_packing.py [--models cnn,lstm] [--twin-share 0.23] [--repeats 3]
 
@@ -11,19 +13,23 @@ The default share is SST-2's first FLAT round here: 1,608 of 6,920 training rows
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import jax
 import numpy as np
-import optax
+import torch
 
 from flat_jax.config import preset
-from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.objectives import make_objective, replaced_positions
-from flat_jax.training.state import TrainState
+from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.loop import place_batch
 from flat_jax.training.step import make_mesh, make_train_step
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_torch as ref   # noqa: E402
 
 
 def round_batches(num_batches: int, batch_size: int, length: int, vocab: int, share: float, seed: int):
@@ -66,18 +72,23 @@ def main():
   print(f"{args.batches} batches of {args.batch_size} rows x length {args.length}, twin share "
         f"{args.twin_share:.2f}: {texts(whole)} texts forwarded as pairs, {texts(packed)} packed; "
         f"{mesh.size} device(s), JAX {jax.__version__}")
-  print("| model | pairs ex/s | packed ex/s | speed-up |")
-  print("|---|---|---|---|")
+  print("| model | PyTorch pairs ex/s | flat_jax pairs ex/s | flat_jax packed ex/s | packed / pairs "
+        "| packed / PyTorch |")
+  print("|---|---|---|---|---|---|")
+  torch.set_num_threads(os.cpu_count())
   for name in args.models.split(","):
     c = preset("sst2", name)
-    model = build_word_classifier(c.model, 5000, 2, args.embed_dim, with_mask=True)
-    params = model.init(jax.random.PRNGKey(0), batches[0]["ids"][:2])["params"]
-    apply_fn = lambda p, ids, deterministic, rngs, model=model: model.apply(
-        {"params": p}, ids, deterministic=deterministic, rngs=rngs)
-    step = make_train_step(apply_fn, make_objective("flat", 0.1, 0.001), mesh)
-    state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.adam(0.005), seed=0)
+    train = c.train.copy_and_resolve_references()
+    train.learning_rate = c.flat.learning_rate or c.train.learning_rate
+    pair = ref.build_pair(name, "flat", vocab_size=5000, embed_dim=args.embed_dim)
+    step = make_train_step(pair.apply_fn, make_objective("flat", c.flat.beta, c.flat.gamma), mesh)
+    state = TrainState.create(apply_fn=pair.apply_fn, params=pair.params, seed=0,
+                              tx=make_optimizer(train, pair.params, freeze_embeddings=True))
+    torch_model = pair.torch_model.train()
+    torch_params = [p for p in torch_model.parameters() if p.requires_grad]
+    torch_batches = [ref.torch_batch(b) for b in batches]
 
-    def epoch(stream):
+    def jax_epoch(stream):
       s = state
       start = time.perf_counter()
       for b in stream:
@@ -85,14 +96,26 @@ def main():
       jax.block_until_ready(m)
       return time.perf_counter() - start
 
-    epoch(whole), epoch(packed)            # compile every shape
-    times = {"whole": [], "packed": []}
+    def torch_epoch():
+      opt = torch.optim.Adam(torch_params, lr=train.learning_rate)
+      start = time.perf_counter()
+      for b in torch_batches:
+        opt.zero_grad(set_to_none=True)
+        loss = ref.objective_loss("flat", ref.row_outputs(torch_model, b), b, c.flat.beta, c.flat.gamma)
+        loss.backward()
+        opt.step()
+      return time.perf_counter() - start
+
+    runs = {"torch": torch_epoch, "whole": lambda: jax_epoch(whole), "packed": lambda: jax_epoch(packed)}
+    for run in runs.values():              # compile every shape, warm torch's allocator
+      run()
+    times = {k: [] for k in runs}
     for _ in range(args.repeats):          # interleaved
-      times["whole"].append(epoch(whole))
-      times["packed"].append(epoch(packed))
+      for k, run in runs.items():
+        times[k].append(run())
     rows = args.batches * args.batch_size
-    w, p = (statistics.median(times[k]) for k in ("whole", "packed"))
-    print(f"| {name} | {rows / w:.1f} | {rows / p:.1f} | {w / p:.2f}x |")
+    t, w, p = (statistics.median(times[k]) for k in ("torch", "whole", "packed"))
+    print(f"| {name} | {rows / t:.1f} | {rows / w:.1f} | {rows / p:.1f} | {w / p:.2f}x | {t / p:.2f}x |")
 
 
 if __name__ == "__main__":
