@@ -3,7 +3,7 @@
 With JAX's default (partitionable) threefry, `bernoulli` hashes once per element and keeps 32 of the
 64 bits each hash makes. Here every hash decides four elements, 16 bits each, so the keep
 probability is a multiple of 2^-16 (rate 0.1 keeps 0.8999939 instead of 0.9; kept inputs are divided
-by that probability, so the expectation is exact). This matters
+by that probability, so in float32 the expectation is exact). This matters
 for attention dropout at long lengths: BERT at IMDB's 250 pieces spends about 28% of its training
 step drawing dropout masks with `bernoulli` (benchmarks/train_step.py; README, Performance).
 Keys of another PRNG implementation (rbg) go through `jax.random.bernoulli` unchanged.
@@ -61,8 +61,8 @@ class Dropout(nn.Module):
   def __call__(self, inputs, deterministic: bool):
     if deterministic or self.rate == 0.0:
       return inputs
-    if self.rate == 1.0:
-      return jnp.zeros_like(inputs)
     keep_prob = quantized(1.0 - self.rate)
+    if keep_prob == 0.0:        # rate 1, or within 2^-17 of it
+      return jnp.zeros_like(inputs)
     keep = keep_mask(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
     return jnp.where(keep, inputs / keep_prob, jnp.zeros_like(inputs))

@@ -61,6 +61,9 @@ def test_module_keeps_the_expectation_and_is_the_identity_when_deterministic():
   assert abs(float(y.mean() / x.mean()) - 1.0) < 0.01
   assert bool(jnp.all(Dropout(1.0).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)}) == 0))
   assert bool(jnp.all(Dropout(0.0).apply({}, x, deterministic=False) == x))
+  nearly_all = jax.grad(lambda v: Dropout(1 - 2 ** -18).apply(
+      {}, v, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)}).sum())(x)
+  assert bool(jnp.all(nearly_all == 0))      # keeps nothing, and no 0/0 in the gradient
 
 
 def test_gradient_flows_through_kept_positions_only():

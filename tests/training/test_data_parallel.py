@@ -26,22 +26,28 @@ def _run(workdir, devices, *overrides, mode="flat"):
 def test_four_devices_match_one(tmp_path, shared_data, batch_size):
   one, one_metrics = _run(tmp_path / "one", 1, f"--config.train.batch_size={batch_size}")
   four, four_metrics = _run(tmp_path / "four", 4, f"--config.train.batch_size={batch_size}")
-  # Four partial gradient sums added are not one sum over the batch to the last bit. A stage's
-  # first epoch agrees to 1e-4 (a wrong reduction, e.g. a gradient n times the mean, is far off by
-  # then); later, Adam and the hard 0/1 mask samples can grow the last bits into a few borderline
-  # predictions (measured: 2 of 872 dev examples, losses 0.3% apart after the second FLAT epoch).
-  assert abs(one["dev_accuracy"] - four["dev_accuracy"]) <= 0.5
-  assert abs(one["standard_accuracy"] - four["standard_accuracy"]) <= 1.0
   assert [m["stage"] for m in one_metrics] == [m["stage"] for m in four_metrics]
   flat_lines = [i for i, m in enumerate(one_metrics) if m["stage"] == "train_flat_round_0"]
   assert len(flat_lines) == 2
+  # Four partial gradient sums added are not one sum over the batch to the last bit. The CE-only
+  # base stage and every stage's first epoch agree to 1e-4 with the same dev accuracy (a wrong
+  # reduction, e.g. a gradient n times the mean, is far off by then). In later FLAT epochs Adam and
+  # the hard 0/1 mask samples can grow the last bits (measured at batch 30: losses 0.3% apart after
+  # the second epoch, 2 of 872 dev examples), so there, and for the final accuracies, a few
+  # borderline examples may differ.
+  chaotic = False
   for a, b in zip(one_metrics, four_metrics):
-    # the base stage first (CE only), then FLAT (CE + entropy terms)
-    keys = ("train_loss", "train_ce", "train_entropy") if a["stage"].startswith("train_flat") else (
-        "train_loss",)
-    for key in keys:
-      np.testing.assert_allclose(a[key], b[key], rtol=1e-4 if a["epoch"] == 1 else 1e-2,
+    flat = a["stage"].startswith("train_flat")
+    exact = not flat or a["epoch"] == 1
+    for key in ("train_loss", "train_ce", "train_entropy") if flat else ("train_loss",):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-4 if exact else 1e-2,
                                  err_msg=f"{a['stage']} epoch {a['epoch']} {key}")
+    if exact:
+      assert a["dev_accuracy"] == b["dev_accuracy"], (a["stage"], a["epoch"])
+    chaotic |= not np.allclose(a["train_loss"], b["train_loss"], rtol=1e-4)
+  dev_slack, test_slack = (0.5, 1.0) if chaotic else (0.1, 0.1)   # 4 of 872, 2 of 200 : none
+  assert abs(one["dev_accuracy"] - four["dev_accuracy"]) <= dev_slack
+  assert abs(one["standard_accuracy"] - four["standard_accuracy"]) <= test_slack
 
 
 def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data):
