@@ -105,8 +105,8 @@ def train_config(model: str, mode: str):
 # ---- the two steps ----
 
 def jax_step(pair, mode: str, rows: dict, devices, total_steps: int = 10_000, donate: bool = False):
-  """(compiled step, state, device batch) of flat_jax's own train step. donate=True recompiles the
-  same step function with the state's buffers donated (an experiment: flat_jax does not donate)."""
+  """(compiled step, state, device batch) of flat_jax's own train step; donate=True as the pipeline
+  runs it (`train.donate_state`): the state's buffers reused for the new state."""
   import jax
   from jax.sharding import NamedSharding, PartitionSpec as P
   from flat_jax.training import objectives
@@ -119,10 +119,8 @@ def jax_step(pair, mode: str, rows: dict, devices, total_steps: int = 10_000, do
   state = TrainState.create(apply_fn=pair.apply_fn, params=pair.params, tx=tx, seed=0)
   state = jax.device_put(state, NamedSharding(mesh, P()))     # replicated on the chosen devices
   step = make_train_step(pair.apply_fn, objectives.make_objective(mode, config.flat.beta, config.flat.gamma),
-                         mesh)
+                         mesh, donate_state=donate)
   batch = shard_batch(rows, mesh)
-  if donate:
-    step = jax.jit(step.__wrapped__, donate_argnums=0)
   return step.lower(state, batch).compile(), state, batch
 
 
@@ -376,8 +374,8 @@ def parse_args(argv=None):
   parser.add_argument("--json", default="", help="also write the results here (after every case)")
   parser.add_argument("--render", default="", help="only print the tables of a --json file")
   # experiments on the JAX side (defaults: flat_jax as it is)
-  parser.add_argument("--donate", action=argparse.BooleanOptionalAction, default=False,
-                      help="donate the train state's buffers to the step")
+  parser.add_argument("--donate", action=argparse.BooleanOptionalAction, default=True,
+                      help="donate the train state's buffers to the step, as the pipeline does (train.donate_state)")
   parser.add_argument("--prng", default="", help="jax_default_prng_impl, e.g. rbg (default: JAX's threefry)")
   parser.add_argument("--probe", choices=("jax", "torch"), help=argparse.SUPPRESS)
   parser.add_argument("--probe-rows", help=argparse.SUPPRESS)

@@ -75,6 +75,9 @@ def base_config() -> ml_collections.ConfigDict:
   # adv/FLAT rounds: forward the rows without an adversarial twin once, apart from the rows with
   # one (the same loss; most rows of a round have no twin). False: every row as a padded pair
   c.train.pack_twins = True
+  # let each step write the new train state into the old one's buffers (one copy of parameters and
+  # optimiser moments instead of two; BERT FLAT SST-2 on CPU: 1,353 -> 825 MiB peak growth)
+  c.train.donate_state = True
 
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1

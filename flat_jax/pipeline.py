@@ -279,7 +279,8 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                                         config.flat.entropy_reduction)
   eval_step = make_eval_step(apply_fn, mesh)
   fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh,
-                                                                grad_reduction=config.train.grad_reduction),
+                                                                grad_reduction=config.train.grad_reduction,
+                                                                donate_state=config.train.donate_state),
                eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
                metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None),

@@ -44,7 +44,7 @@ def row_texts(row):
 
 
 def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
-                    rng_names=("dropout", "mask"), grad_reduction: str = "psum"):
+                    rng_names=("dropout", "mask"), grad_reduction: str = "psum", donate_state: bool = False):
   """apply_fn(params, texts, deterministic=..., rngs=...) -> outputs dict, texts as row_texts gives;
   objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...).
 
@@ -52,7 +52,10 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
   in-process one differs from gloo's or NCCL's), so the same run split differently over processes
   differs in the last bits, and training amplifies that. "ordered": every device gathers all
   per-device gradients and sums them in mesh order: the same floating-point operations whatever the
-  process layout, for N times the traffic."""
+  process layout, for N times the traffic.
+
+  donate_state: the step may reuse the input state's buffers for the new state (no second copy of
+  parameters and optimiser moments); the caller must not use a state after passing it in."""
   if grad_reduction not in ("psum", "ordered"):
     raise ValueError(f"grad_reduction must be 'psum' or 'ordered', not {grad_reduction!r}")
 
@@ -94,14 +97,13 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
   sharded_grads = jax.shard_map(local_grads, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)),
                                 out_specs=(P(), P()), check_vma=False)
 
-  @jax.jit
   def train_step(state, batch):
     parts = {"whole": batch} if "ids" in batch else batch
     keys = {name: example_keys(state.rng, state.step, part["index"]) for name, part in parts.items()}
     grads, metrics = sharded_grads(state.params, parts, keys)
     return state.apply_gradients(grads), metrics
 
-  return train_step
+  return jax.jit(train_step, donate_argnums=(0,) if donate_state else ())
 
 
 def make_eval_step(apply_fn: Callable, mesh: Mesh):
