@@ -22,7 +22,6 @@ import jax
 import numpy as np
 import torch
 
-from flat_jax.config import preset
 from flat_jax.training.objectives import make_objective, replaced_positions
 from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.loop import place_batch
@@ -30,6 +29,7 @@ from flat_jax.training.step import make_mesh, make_train_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_torch as ref   # noqa: E402
+from train_step import train_config   # noqa: E402
 
 
 def round_batches(num_batches: int, batch_size: int, length: int, vocab: int, share: float, seed: int):
@@ -77,9 +77,7 @@ def main():
   print("|---|---|---|---|---|---|")
   torch.set_num_threads(os.cpu_count())
   for name in args.models.split(","):
-    c = preset("sst2", name)
-    train = c.train.copy_and_resolve_references()
-    train.learning_rate = c.flat.learning_rate or c.train.learning_rate
+    c, train = train_config(name, "flat")     # FLAT's learning rate, as train_step.py's steps
     pair = ref.build_pair(name, "flat", vocab_size=5000, embed_dim=args.embed_dim)
     step = make_train_step(pair.apply_fn, make_objective("flat", c.flat.beta, c.flat.gamma), mesh)
     state = TrainState.create(apply_fn=pair.apply_fn, params=pair.params, seed=0,
