@@ -73,6 +73,11 @@ def test_table4_and_table5_from_sst2_runs():
   assert _row(t5, "β = 0.1, γ = 0") == "| β = 0.1, γ = 0 | 79.00 (83.96) | 10.00 (9.99) |"
   # a non-default beta/gamma gets its own labelled row in the other tables, without paper figures
   assert "| LSTM-FLAT (Textfooler) β=0.1 γ=0 | 79.00 |" in tables.table2(runs)
+  # ... but in Table 4 only once it has a transfer attack's figure
+  assert "γ=0" not in t4
+  attacked = _run("sst2", "lstm", "flat", 79.0, aa=10.0, gamma=0.0, gene=12.0)
+  assert _row(tables.table4(runs + [attacked]), "LSTM-FLAT β=0.1 γ=0").startswith(
+      "| LSTM-FLAT β=0.1 γ=0 | - | 12.00 |")
 
 
 def test_report_command_reads_workdirs_and_fails_clearly(tmp_path):
