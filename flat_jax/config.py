@@ -26,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.stage = "all"
   c.restore = ""
   c.overwrite = False
+  # "authors": the authors' release's training protocol (PROTOCOLS["authors"], their defects 4 and
+  # 6 included, as switches); every switch a run sets away from its default keeps the run's value
+  c.protocol = "ours"
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "sst2"
@@ -78,11 +81,26 @@ def base_config() -> ml_collections.ConfigDict:
   # let each step write the new train state into the old one's buffers (one copy of parameters and
   # optimiser moments instead of two; BERT FLAT SST-2 on CPU: 1,353 -> 825 MiB peak growth)
   c.train.donate_state = True
+  # the authors' models end in a softmax and their loss applies another: cross-entropy of the
+  # softmax of the probabilities (bounded, small gradients). Predictions are unchanged
+  c.train.loss_on_probs = False
+  # the authors' schedule: one run of the mode's model from scratch (mask and objective from the
+  # first epoch, train.epochs clean epochs), each round continues from the previous round's last
+  # epoch (optimiser state included) and attacks that model; the run's model is the best dev epoch
+  # of the adversarial rounds. False: a mask-free base stage, rounds restart from the previous best
+  c.train.continuous = False
 
   c.flat = ml_collections.ConfigDict()
   c.flat.beta = 0.1
   c.flat.gamma = 0.001
-  c.flat.entropy_reduction = "sum"   # H(W|x) over a text's real tokens: sum (the paper) or mean
+  # H(W|x) per text: "sum" of the real tokens' entropies (the paper), their "mean", or
+  # "padded_mean": the mean over every padded position, padding and special tokens included (the
+  # authors' code: beta acts about max_length times more weakly than with "sum")
+  c.flat.entropy_reduction = "sum"
+  # L_imp over the "replaced" positions (eq. 3) or over every "aligned" padded position (the
+  # authors' code; the same for word models, whose phi depends on the word alone, apart from pairs
+  # of different lengths; for word pieces phi also depends on the position)
+  c.flat.importance_positions = "replaced"
   c.flat.learning_rate = 0.0  # learning rate of FLAT training; 0 = train.learning_rate
 
   c.attack = ml_collections.ConfigDict()
@@ -90,7 +108,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.attack.num_examples = 0   # training examples attacked per round (seeded sample); 0 = all
   c.attack.workers = 1
   c.attack.query_budget = 0
-  c.attack.keep = "successful"     # or "perturbed": every result with a changed text (the authors)
+  # "successful" (TextAttack's trainer), "perturbed" (every result whose text changed) or "all"
+  # (every result's perturbed text, failed and skipped ones too: the authors' release)
+  c.attack.keep = "successful"
+  # the model the round attacks query: "inference" (keep-probabilities, no dropout) or "training"
+  # (sampled masks and dropout, noise fixed per text: the authors' defect 6). Test attacks always
+  # run in inference mode
+  c.attack.model_mode = "inference"
   c.attack.grow_vocab = True        # substitutes with a pretrained vector join the vocabulary
   c.attack.synonym_vectors = ""     # counter-fitted-vectors.txt; empty = offline synonym space
   c.attack.masked_lm = ""           # masked-LM directory for BAE and Clare (none offline)
@@ -164,13 +188,16 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "train.grad_reduction": _one_of(("psum", "ordered")),
     "flat.beta": _non_negative,
     "flat.gamma": _non_negative,
-    "flat.entropy_reduction": _one_of(("sum", "mean")),
+    "flat.entropy_reduction": _one_of(("sum", "mean", "padded_mean")),
+    "flat.importance_positions": _one_of(("replaced", "aligned")),
+    "protocol": _one_of(("ours", "authors")),
+    "attack.model_mode": _one_of(("inference", "training")),
     "flat.learning_rate": _non_negative,
     "attack.recipe": _one_of(RECIPES),
     "attack.num_examples": _non_negative,
     "attack.workers": _positive,
     "attack.query_budget": _non_negative,
-    "attack.keep": _one_of(("successful", "perturbed")),
+    "attack.keep": _one_of(("successful", "perturbed", "all")),
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,
     "eval.interpret": _subset_of(INTERPRETERS),
@@ -178,6 +205,36 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval.lime_pairs": _positive,
     "eval.lime_samples": _positive,
 }
+
+
+# The authors' release (UVa-NLP/FLAT, ../shared/reference/authors-code.md) as settings of ours. The
+# vocabulary stays the training split's (their substitutes outside it read as <unk>), and their run
+# attacks twice: 10 clean epochs, then an attack every 10 epochs of 30.
+PROTOCOLS = {
+    "authors": {"train.loss_on_probs": True, "train.continuous": True,
+                "flat.entropy_reduction": "padded_mean", "flat.importance_positions": "aligned",
+                "attack.keep": "all", "attack.model_mode": "training", "attack.grow_vocab": False,
+                "rounds": 2},
+}
+
+
+def resolve_protocol(cfg: ml_collections.ConfigDict) -> list[str]:
+  """Applies cfg.protocol: each of its settings whose key still holds our default takes the
+  protocol's value (a key the run set otherwise keeps it, so one factor can be turned back).
+  Returns the keys it set."""
+  if cfg.protocol == "ours":
+    return []
+  defaults = dict(_flatten(base_config()))
+  changed = []
+  for key, value in PROTOCOLS[cfg.protocol].items():
+    *parents, name = key.split(".")
+    node = cfg
+    for parent in parents:
+      node = node[parent]
+    if node[name] == defaults[key] and node[name] != value:
+      node[name] = value
+      changed.append(key)
+  return changed
 
 
 class ConfigError(ValueError):

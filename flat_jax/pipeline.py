@@ -238,17 +238,33 @@ def _grow_vocabulary(config, data: RunData, records) -> int:
 @dataclasses.dataclass
 class StageResult:
   model: object
-  params: dict
+  params: dict            # the best dev epoch's
   eval_step: object
   dev_accuracy: float
   best_epoch: int
   seconds: float
+  final_state: object = None   # the last epoch's train state (host arrays)
+
+
+def _carry_optimizer(state, previous) -> object:
+  """`state` with the optimiser moments, step and random key of `previous` (the authors' schedule
+  continues one run); a fresh optimiser when the parameters changed shape (a grown trainable
+  embedding table), with a warning."""
+  same = (jax.tree.structure(state.opt_state) == jax.tree.structure(previous.opt_state) and all(
+      np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(state.opt_state),
+                                                  jax.tree.leaves(previous.opt_state))))
+  if not same:
+    logging.warning("the optimiser state of the previous stage does not fit this one (parameter "
+                    "shapes changed); its moments start afresh")
+    return state
+  return state.replace(opt_state=previous.opt_state, step=previous.step, rng=previous.rng)
 
 
 def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str, train: EncodedSplit,
-                 epochs: int, init_params: dict | None) -> StageResult:
-  """Trains one stage from `init_params` (the previous stage's best; None = fresh, or config.restore)
-  with the objective of `mode`, keeping the best-dev checkpoint in checkpoints/<stage>/."""
+                 epochs: int, init_params: dict | None, init_state=None) -> StageResult:
+  """Trains one stage from `init_params` (the previous stage's best, or its last epoch's under the
+  continuous schedule; None = fresh, or config.restore) with the objective of `mode`, keeping the
+  best-dev checkpoint in checkpoints/<stage>/. `init_state`: continue that state's optimiser."""
   with_mask = mode == "flat"
   if data.pieces is not None:
     model, params = _transformer_params(config, data, with_mask, init_params)
@@ -275,8 +291,12 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
   tx = make_optimizer(train_config, params, freeze_embeddings=config.model.freeze_embeddings,
                       total_steps=total_steps)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, seed=config.seed)
+  if init_state is not None:
+    state = _carry_optimizer(state, init_state)
   objective = objectives.make_objective(mode, config.flat.beta, config.flat.gamma,
-                                        config.flat.entropy_reduction)
+                                        config.flat.entropy_reduction,
+                                        loss_on_probs=config.train.loss_on_probs,
+                                        importance_positions=config.flat.importance_positions)
   eval_step = make_eval_step(apply_fn, mesh)
   fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh,
                                                                 grad_reduction=config.train.grad_reduction,
@@ -289,7 +309,7 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim,
                pack_twins=config.train.pack_twins)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
-                     fitted.best_epoch, fitted.seconds)
+                     fitted.best_epoch, fitted.seconds, jax.device_get(fitted.state))
 
 
 def _word_params(config, data: RunData, with_mask: bool, train: EncodedSplit, init_params: dict | None):
@@ -334,9 +354,10 @@ def _piece_apply(model):
   return apply_fn
 
 
-def _attack_job(config, workdir, recipe: str, stage: str) -> AttackJob:
+def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False) -> AttackJob:
   return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
-                   config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget)
+                   config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget,
+                   training_mode=training_mode)
 
 
 def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
@@ -350,10 +371,13 @@ def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
 
 
 def _attack_round(config, workdir, data: RunData, results, k: int, model_stage: str) -> list[dict]:
-  """Attacks the training set (or its seeded sample) with the model of `model_stage`."""
+  """Attacks the training set (or its seeded sample) with the model of `model_stage` (a stage, or
+  a stage's latest/ epoch), in inference or training mode (attack.model_mode)."""
   indices = augment.attack_indices(len(data.train), config.attack.num_examples, config.seed, k)
+  job = _attack_job(config, workdir, config.attack.recipe, model_stage,
+                    training_mode=config.attack.model_mode == "training")
   return _timed_attack(results, f"attack_round_{k}", workdir / "adversarial" / f"round_{k}.jsonl",
-                       indices, job=_attack_job(config, workdir, config.attack.recipe, model_stage),
+                       indices, job=job,
                        texts=data.dataset.train.texts, labels=data.dataset.train.labels,
                        workers=config.attack.workers,
                        desc=f"round {k}: {config.attack.recipe} on train")
@@ -406,6 +430,10 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str)
 
 def run(config, workdir) -> dict:
   config_lib.validate(config)
+  if changed := config_lib.resolve_protocol(config):
+    logging.info("protocol %s: set %s", config.protocol,
+                 ", ".join(f"{k}={config[k.split('.')[0]][k.split('.')[1]] if '.' in k else config[k]}"
+                           for k in changed))
   _check_supported(config)
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   distributed.check_shared_workdir(workdir)
@@ -444,54 +472,85 @@ def run(config, workdir) -> dict:
              "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
                         "num_examples": config.attack.num_examples},
              **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma,
-                          "entropy_reduction": config.flat.entropy_reduction}}
+                          "entropy_reduction": config.flat.entropy_reduction,
+                          "importance_positions": config.flat.importance_positions}}
                 if config.mode == "flat" else {}),
+             "protocol": {"name": config.protocol, "loss_on_probs": config.train.loss_on_probs,
+                          "continuous": config.train.continuous,
+                          "attack_model_mode": config.attack.model_mode,
+                          "grow_vocab": config.attack.grow_vocab},
              "rounds": [], "after_attack": previous.get("after_attack", {}),
              "interpretation": previous.get("interpretation", {}),
              "timings_s": timings}
   write_results(workdir, results)
 
-  base = _train_stage(config, workdir, data, mesh, stage="train_base", mode="base", train=data.train,
-                      epochs=config.train.epochs, init_params=None)
-  timings["train_base"] = base.seconds
-  results.update(base_dev_accuracy=base.dev_accuracy, dev_accuracy=base.dev_accuracy,
-                 best_epoch=base.best_epoch, model_stage="train_base")
+  continuous = config.train.continuous and config.mode != "base"
+  if continuous:
+    # the authors' schedule: the mode's model and objective from the first (clean) epoch
+    first = _train_stage(config, workdir, data, mesh, stage=f"train_{config.mode}_round_0",
+                         mode=config.mode, train=data.train, epochs=config.train.epochs,
+                         init_params=None)
+    first_stage = f"train_{config.mode}_round_0"
+  else:
+    first = _train_stage(config, workdir, data, mesh, stage="train_base", mode="base",
+                         train=data.train, epochs=config.train.epochs, init_params=None)
+    first_stage = "train_base"
+  timings[first_stage] = first.seconds
+  results.update(base_dev_accuracy=first.dev_accuracy, dev_accuracy=first.dev_accuracy,
+                 best_epoch=first.best_epoch, model_stage=first_stage)
   write_results(workdir, results)
-  latest, latest_stage = base, "train_base"
+  latest, latest_stage = first, first_stage
+  chosen = first   # the run's model: the last stage's best, or the best adversarial epoch (continuous)
   round_epochs = config.train.round_epochs or config.train.epochs
+  rounds = range(1, config.rounds + 1) if config.rounds or continuous else [0]
   if config.mode != "base":
-    for k in range(1, config.rounds + 1) if config.rounds else [0]:
+    for k in rounds:
       stage = f"train_{config.mode}_round_{k}"
       summary = {"round": k}
       if k:   # round 0 (rounds=0): the mode's objective on clean data only
-        records = _attack_round(config, workdir, data, results, k, latest_stage)
+        # continuous: the previous stage's last epoch is attacked and trained on
+        attacked = f"{latest_stage}/latest" if continuous else latest_stage
+        records = _attack_round(config, workdir, data, results, k, attacked)
         write_results(workdir, results)   # the attack's time, before a kill during training
         kept = augment.kept_records(records, config.attack.keep)
         added = _grow_vocabulary(config, data, kept)
         _save_encoding(workdir, data)
         train = augment.augmented_split(data.train, kept, data.encode_rows)
-        summary.update(attacked_model=latest_stage, attack=summarize(records), kept=len(kept))
+        summary.update(attacked_model=attacked, attack=summarize(records), kept=len(kept))
         if data.vocab is not None:
           summary.update(vocab_added=added, vocab_size=len(data.vocab))
       else:
         train = data.train
-      latest = _train_stage(config, workdir, data, mesh, stage=stage, mode=config.mode, train=train,
-                            epochs=round_epochs, init_params=latest.params)
+      if continuous:
+        latest = _train_stage(config, workdir, data, mesh, stage=stage, mode=config.mode,
+                              train=train, epochs=round_epochs,
+                              init_params=latest.final_state.params, init_state=latest.final_state)
+        # best dev among the adversarial epochs only (the first best on a tie, as the authors)
+        if chosen is first or latest.dev_accuracy > chosen.dev_accuracy:
+          chosen, chosen_stage = latest, stage
+      else:
+        latest = _train_stage(config, workdir, data, mesh, stage=stage, mode=config.mode,
+                              train=train, epochs=round_epochs, init_params=latest.params)
+        chosen, chosen_stage = latest, stage
       latest_stage = stage
       timings[stage] = latest.seconds
       summary.update(dev_accuracy=latest.dev_accuracy, best_epoch=latest.best_epoch)
       results["rounds"].append(summary)
-      results.update(rounds_done=k, dev_accuracy=latest.dev_accuracy, best_epoch=latest.best_epoch,
-                     model_stage=stage)
+      results.update(rounds_done=k, dev_accuracy=chosen.dev_accuracy, best_epoch=chosen.best_epoch,
+                     model_stage=chosen_stage)
       write_results(workdir, results)
+  latest, latest_stage = chosen, results["model_stage"]
 
   t0 = time.perf_counter()
   results["standard_accuracy"] = accuracy(latest.eval_step, latest.params, data.test,
                                           config.train.eval_batch_size, mesh, data.trim)
   timings["evaluate"] = time.perf_counter() - t0
   if config.mode == "flat" and data.vocab is not None:   # phi of a word piece depends on its position
+    # the model's own table: under the continuous schedule an earlier round's model may be chosen,
+    # before later rounds' substitutes joined the vocabulary
+    table_rows = min(len(data.vocab), int(latest.params["embed"]["embedding"].shape[0]))
     phi = np.asarray(jax.device_get(latest.model.apply(
-        {"params": latest.params}, np.arange(2, len(data.vocab))[None],
+        {"params": latest.params}, np.arange(2, table_rows)[None],
         method=latest.model.importance)))[0]
     if distributed.is_primary():
       np.save(workdir / "importance.npy", phi)

@@ -14,7 +14,7 @@ from flat_jax.data.text import clean_text, tokenize
 from flat_jax.data.vocab import PAD_ID
 from flat_jax.training.loop import EncodedSplit
 
-KEEP_RULES = ("successful", "perturbed")
+KEEP_RULES = ("successful", "perturbed", "all")
 
 
 def attack_indices(num_train: int, num_examples: int, seed: int, round_index: int) -> list[int]:
@@ -28,11 +28,15 @@ def attack_indices(num_train: int, num_examples: int, seed: int, round_index: in
 
 def kept_records(records: Sequence[dict], keep: str) -> list[dict]:
   """'successful': only attacks that flipped the prediction (TextAttack's trainer);
-  'perturbed': every result whose text changed, failed attacks included (the authors' release)."""
+  'perturbed': every result whose text changed, failed attacks included;
+  'all': every result's perturbed text, failed and skipped ones too (the authors' release: a
+  skipped example's perturbed text is its original, which is then trained on twice)."""
   if keep == "successful":
     return [r for r in records if r["status"] == "successful"]
   if keep == "perturbed":
     return [r for r in records if r["status"] != "skipped" and r["perturbed"] != r["original"]]
+  if keep == "all":
+    return list(records)
   raise ValueError(f"attack.keep must be one of {KEEP_RULES}, not {keep!r}")
 
 

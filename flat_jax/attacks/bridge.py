@@ -5,6 +5,12 @@ like the training data, padded to one of a few bucket lengths, and run in batche
 size through one jitted forward in inference mode (word mask at its keep-probability, no dropout).
 Results are cached per text; calls are thread-safe.
 
+With `noise_seed` the model runs in training mode instead (sampled word masks and dropout), as the
+authors' training-round attacks did (their defect 6, kept as a switch to explain their numbers).
+The noise of a text is keyed by the seed and the text itself, so a text's probabilities are still
+one fixed function of the text (the cache and the one-shape rule keep holding) while two texts, even
+one word apart, see independent noise.
+
 Why one batch size: XLA's CPU kernels round differently for different batch shapes (an LSTM's
 probabilities for the same text differ in the last bit between a batch of 16 and one of 32; the
 CNN's between 1 and 16), while within one shape a row's result depends on neither its position nor
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import zlib
 from typing import Callable, Sequence
 
 import jax
@@ -38,8 +45,11 @@ def bucket_sizes(limit: int, smallest: int) -> tuple[int, ...]:
 class PredictionBridge:
   def __init__(self, predict_fn: Callable, params, encode: Callable[[str], list[int]], max_length: int,
                num_classes: int, *, batch_size: int = 32, cache_size: int = 200_000,
-               pad_id: int = PAD_ID):
+               pad_id: int = PAD_ID, noise_seed: int | None = None):
+    """predict_fn(params, ids) -> probabilities; with `noise_seed`, predict_fn(params, ids, keys)
+    with one raw PRNG key (uint32[2]) per row."""
     self._predict = jax.jit(predict_fn)
+    self._noise_seed = noise_seed
     self._params = params
     self._encode = encode
     self._pad_id = pad_id
@@ -53,13 +63,24 @@ class PredictionBridge:
     self.model_calls = 0      # texts actually run through the model
 
   @classmethod
-  def from_trained(cls, trained: TrainedModel, **kwargs) -> "PredictionBridge":
+  def from_trained(cls, trained: TrainedModel, noise_seed: int | None = None,
+                   **kwargs) -> "PredictionBridge":
     max_length = trained.config.data.max_length
     model = trained.model
 
     def predict(params, ids):
       logits = model.apply({"params": params}, ids, deterministic=True)["logits"]
       return jax.nn.softmax(logits, axis=-1)
+
+    def predict_noisy(params, ids, keys):
+      def one(row, key):
+        rngs = {"dropout": jax.random.fold_in(key, 0), "mask": jax.random.fold_in(key, 1)}
+        return model.apply({"params": params}, row[None], deterministic=False, rngs=rngs)["logits"][0]
+      return jax.nn.softmax(jax.vmap(one)(ids, keys), axis=-1)
+
+    if noise_seed is not None:
+      predict = predict_noisy
+      kwargs["noise_seed"] = noise_seed
 
     if trained.pieces is not None:
       return cls(predict, trained.params, trained.pieces.encode, max_length, trained.num_classes,
@@ -83,9 +104,19 @@ class PredictionBridge:
         ids = np.full((self.batch_size, length), self._pad_id, np.int32)
         for r, i in enumerate(chunk):
           ids[r, :len(encoded[i])] = encoded[i]
-        probs = np.asarray(self._predict(self._params, ids))
+        if self._noise_seed is None:
+          probs = np.asarray(self._predict(self._params, ids))
+        else:
+          keys = np.zeros((self.batch_size, 2), np.uint32)
+          for r, i in enumerate(chunk):
+            keys[r] = self.text_key(texts[i])
+          probs = np.asarray(self._predict(self._params, ids, keys))
         out[chunk] = probs[:len(chunk)]
     return out
+
+  def text_key(self, text: str) -> np.ndarray:
+    """The raw PRNG key of a text's noise in training mode: (seed, CRC-32 of the text)."""
+    return np.array([self._noise_seed % 2**32, zlib.crc32(text.encode("utf-8"))], np.uint32)
 
   def __call__(self, texts: Sequence[str]) -> np.ndarray:
     texts = list(texts)

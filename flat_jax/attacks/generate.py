@@ -36,6 +36,7 @@ class AttackJob:
   masked_lm: str = ""
   hownet_candidates: str = ""
   query_budget: int = 0
+  training_mode: bool = False   # query the model with sampled masks and dropout (the authors' rounds)
 
 
 def read_records(path) -> dict[int, dict]:
@@ -88,7 +89,8 @@ class _Attacker:
     from flat_jax.attacks.recipes import AttackResources, build_attack
     from flat_jax.training.artifacts import load_trained
     self.job = job
-    self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None))
+    self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None),
+                                                noise_seed=job.seed if job.training_mode else None)
     res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget)
     self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
                                encoder_threads=threads)

@@ -20,7 +20,7 @@ def binary_entropy(p, eps: float = 1e-6):
   return -(p * jnp.log(p) + (1.0 - p) * jnp.log1p(-p))
 
 
-ENTROPY_REDUCTIONS = ("sum", "mean")
+ENTROPY_REDUCTIONS = ("sum", "mean", "padded_mean")
 
 
 def mask_entropy(keep_prob, token_mask, reduction: str = "sum"):
@@ -29,8 +29,11 @@ def mask_entropy(keep_prob, token_mask, reduction: str = "sum"):
   "sum": the masks are independent given x, so the entropy is the sum of the tokens' binary
   entropies (the paper's factorised entropy); its weight against the one CE term per text grows
   with the text's length. "mean": the mean over the text's real tokens, one entropy term per text
-  whatever its length. The authors took the mean over every padded position, which shrinks beta by
-  about the padded length."""
+  whatever its length. "padded_mean": the authors' code, the mean over every padded position with
+  padding and special tokens counted (a B x L mean of the batch is the mean of these per-text
+  means); it shrinks beta by about the padded length."""
+  if reduction == "padded_mean":
+    return jnp.mean(binary_entropy(keep_prob), -1)
   weights = token_mask.astype(keep_prob.dtype)
   total = jnp.sum(binary_entropy(keep_prob) * weights, -1)
   if reduction == "sum":

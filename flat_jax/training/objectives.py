@@ -10,11 +10,20 @@ Model outputs carry a text axis: leaves are (B, T, ...) with T = 1 (originals on
 where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3). For word-piece models the
 positions are words: phi of a word is the max over its pieces (outputs "word_keep_prob"), and the
 entropy is over the pieces (each one a mask variable).
+
+Where the FLAT loss's inputs come from: the mask's keep-probabilities phi per token (outputs
+"keep_prob", with "token_mask" marking real tokens), the replaced positions from the round's word
+alignment (batch "replaced", attacks/augment.py), and phi per word for word pieces as above.
+
+Switches for the authors' release (config: train.loss_on_probs, flat.entropy_reduction,
+flat.importance_positions): cross-entropy on softmax probabilities instead of logits, the entropy's
+mean over every padded position, and L_imp over every aligned position.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -26,13 +35,23 @@ def cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
+def cross_entropy_of_probs(logits, labels):
+  """The authors' loss: their models end in a softmax and torch's CrossEntropyLoss applies another,
+  so the loss is bounded (for 2 classes within log(1 + e^-1) .. log(1 + e)) and its gradient small."""
+  return optax.softmax_cross_entropy_with_integer_labels(jax.nn.softmax(logits, -1), labels)
+
+
 def replaced_positions(ids, adv_ids):
   """Aligned positions where the adversarial text has a different token (both real tokens)."""
   return (ids != adv_ids) & (ids != PAD_ID) & (adv_ids != PAD_ID)
 
 
+IMPORTANCE_POSITIONS = ("replaced", "aligned")
+
+
 def importance_l1(keep_orig, keep_adv, replaced):
-  """L_imp per row: sum of |phi(x_i) - phi(x'_i)| over the replaced positions."""
+  """L_imp per row: sum of |phi(x_i) - phi(x'_i)| over the replaced positions (True entries);
+  the authors' variant passes every position."""
   return jnp.sum(jnp.abs(keep_orig - keep_adv) * replaced.astype(keep_orig.dtype), axis=-1)
 
 
@@ -46,39 +65,56 @@ def _sums(batch, logits, **terms):
   return {"correct": correct, **{k: jnp.sum(v * weight) for k, v in terms.items()}}
 
 
-def base_objective(outputs, batch):
-  logits = outputs["logits"]
-  loss = cross_entropy(logits[:, 0], batch["label"])
-  metrics = _sums(batch, logits, loss=loss)
-  return metrics["loss"], metrics
+def base_objective(loss_on_probs: bool = False) -> Callable:
+  ce_fn = cross_entropy_of_probs if loss_on_probs else cross_entropy
+
+  def objective(outputs, batch):
+    logits = outputs["logits"]
+    loss = ce_fn(logits[:, 0], batch["label"])
+    metrics = _sums(batch, logits, loss=loss)
+    return metrics["loss"], metrics
+  return objective
 
 
-def adv_objective(outputs, batch):
-  logits = outputs["logits"]
-  loss = cross_entropy(logits[:, 0], batch["label"])
-  twin = _twin(batch)
-  if twin is not None:
-    loss = loss + twin * cross_entropy(logits[:, 1], batch["label"])
-  metrics = _sums(batch, logits, loss=loss)
-  return metrics["loss"], metrics
+def adv_objective(loss_on_probs: bool = False) -> Callable:
+  ce_fn = cross_entropy_of_probs if loss_on_probs else cross_entropy
+
+  def objective(outputs, batch):
+    logits = outputs["logits"]
+    loss = ce_fn(logits[:, 0], batch["label"])
+    twin = _twin(batch)
+    if twin is not None:
+      loss = loss + twin * ce_fn(logits[:, 1], batch["label"])
+    metrics = _sums(batch, logits, loss=loss)
+    return metrics["loss"], metrics
+  return objective
 
 
-def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum") -> Callable:
+def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum",
+                   loss_on_probs: bool = False, importance_positions: str = "replaced") -> Callable:
+  if importance_positions not in IMPORTANCE_POSITIONS:
+    raise ValueError(f"importance_positions must be one of {IMPORTANCE_POSITIONS}, "
+                     f"not {importance_positions!r}")
+  ce_fn = cross_entropy_of_probs if loss_on_probs else cross_entropy
+
   def objective(outputs, batch):
     logits, keep, token_mask = outputs["logits"], outputs["keep_prob"], outputs["token_mask"]
-    ce = cross_entropy(logits[:, 0], batch["label"])
+    ce = ce_fn(logits[:, 0], batch["label"])
     entropy = mask_entropy(keep[:, 0], token_mask[:, 0], entropy_reduction)
     imp = jnp.zeros_like(ce)
     twin = _twin(batch)
     if twin is not None:
-      ce = ce + twin * cross_entropy(logits[:, 1], batch["label"])
+      ce = ce + twin * ce_fn(logits[:, 1], batch["label"])
       entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
-      replaced = batch["replaced"] if "replaced" in batch else replaced_positions(
-          batch["ids"], batch["adv_ids"])
       if "word_ids" in batch and "word_keep_prob" not in outputs:
         raise ValueError("a word-piece batch needs the model's word_keep_prob (apply it with word_ids)")
       word_keep = outputs.get("word_keep_prob", keep)
-      imp = twin * importance_l1(word_keep[:, 0], word_keep[:, 1], replaced)
+      if importance_positions == "aligned":
+        positions = jnp.ones(word_keep[:, 0].shape, jnp.bool_)
+      else:
+        positions = batch["replaced"] if "replaced" in batch else replaced_positions(
+            batch["ids"], batch["adv_ids"])
+      imp = twin * importance_l1(word_keep[:, 0], word_keep[:, 1], positions)
     loss = ce - beta * entropy + gamma * imp
     metrics = _sums(batch, logits, loss=loss, ce=ce, entropy=entropy, importance_l1=imp)
     return metrics["loss"], metrics
@@ -86,11 +122,12 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum") ->
 
 
 def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0,
-                   entropy_reduction: str = "sum") -> Callable:
+                   entropy_reduction: str = "sum", *, loss_on_probs: bool = False,
+                   importance_positions: str = "replaced") -> Callable:
   if mode == "base":
-    return base_objective
+    return base_objective(loss_on_probs)
   if mode == "adv":
-    return adv_objective
+    return adv_objective(loss_on_probs)
   if mode == "flat":
-    return flat_objective(beta, gamma, entropy_reduction)
+    return flat_objective(beta, gamma, entropy_reduction, loss_on_probs, importance_positions)
   raise ValueError(f"unknown mode {mode!r}")

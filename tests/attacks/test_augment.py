@@ -25,8 +25,21 @@ RECORDS = [
 def test_keep_rules():
   assert [r["index"] for r in augment.kept_records(RECORDS, "successful")] == [0]
   assert [r["index"] for r in augment.kept_records(RECORDS, "perturbed")] == [0, 1]
+  # the authors' rule: the skipped example's text (its original) is kept as its own twin
+  assert [r["index"] for r in augment.kept_records(RECORDS, "all")] == [0, 1, 2]
   with pytest.raises(ValueError, match="attack.keep"):
-    augment.kept_records(RECORDS, "all")
+    augment.kept_records(RECORDS, "every")
+
+
+def test_keep_all_twins_a_skipped_example_with_itself_and_no_replaced_position():
+  vocab = Vocab.build(TEXTS + ["terrific movie"])
+  ids = vocab.encode_batch(TEXTS, 8)[0]
+  encode = lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]}
+  split = augment.augmented_split(EncodedSplit(ids, np.array([1, 0, 2])),
+                                  augment.kept_records(RECORDS, "all"), encode)
+  np.testing.assert_array_equal(split.extra["has_adv"], [True, True, True])
+  np.testing.assert_array_equal(split.extra["adv_ids"][2], ids[2])
+  assert not split.extra["replaced"][2].any()
 
 
 def test_augmented_split_pairs_twins_and_marks_replaced_positions():

@@ -86,3 +86,18 @@ def test_replaced_pairs_by_position():
   assert replaced_pairs("the film is great", "the film is truly great") == []
   assert replaced_pairs("the film was great fun", "the movie great fun") == []   # 2 words -> 1
   assert replaced_pairs("one two three four", "one TWO three five") == [(3, "four", "five")]
+
+
+def test_training_mode_bridge_is_noisy_but_one_function_of_the_text(trained):
+  """attack.model_mode=training (the authors' round attacks): sampled masks and dropout change the
+  probabilities, but each text keeps its own noise whatever batch it comes in, so the cache holds."""
+  model, texts = trained
+  clean = PredictionBridge.from_trained(model)(texts[:40])
+  noisy = PredictionBridge.from_trained(model, noise_seed=1111)
+  first = noisy(texts[:40])
+  assert np.abs(first - clean).max() > 1e-3                  # noise reaches the output
+  assert np.allclose(first.sum(1), 1.0, atol=1e-5)
+  again = PredictionBridge.from_trained(model, noise_seed=1111)(texts[39::-1])[::-1]
+  np.testing.assert_array_equal(again, first)                # the same text, the same noise
+  other_seed = PredictionBridge.from_trained(model, noise_seed=2222)(texts[:40])
+  assert np.abs(other_seed - first).max() > 1e-3

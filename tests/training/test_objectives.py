@@ -1,4 +1,6 @@
 """Each loss term against a hand-computed value on a tiny batch."""
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,3 +94,35 @@ def test_importance_gradient_reaches_the_mask_network():
   assert float(imp_only(params)) > 0
   assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads["word_mask"]))
   assert all(float(jnp.abs(g).sum()) == 0 for g in jax.tree.leaves(grads["head"]))
+
+
+def test_padded_mean_entropy_counts_every_position_padding_included():
+  """The authors' entropy: a mean over all L positions, so row 0's padding (p = 0.2) counts."""
+  _, m = make_objective("flat", 0.1, 0.001, entropy_reduction="padded_mean")(OUTPUTS, BATCH)
+  ent = (h(0.5) + h(0.8) + h(0.2)) / 3 + (h(0.5) + h(0.3) + h(0.2)) / 3 + (h(0.9) + h(0.1) + h(0.5)) / 3
+  np.testing.assert_allclose(m["entropy"], ent, rtol=1e-5)
+
+
+def test_loss_on_probs_is_cross_entropy_of_the_softmax_probabilities():
+  for mode in ("base", "adv", "flat"):
+    _, plain = make_objective(mode, 0.0, 0.0)(OUTPUTS, BATCH)
+    _, doubled = make_objective(mode, 0.0, 0.0, loss_on_probs=True)(OUTPUTS, BATCH)
+    probs = [jax.nn.softmax(jnp.asarray(l)) for l in ([2.0, 0.0], [0.0, 1.0], [0.0, 3.0])]
+    twin = mode != "base"
+    expect = ce(probs[0], 0) + (ce(probs[1], 0) if twin else 0.0) + ce(probs[2], 1)
+    np.testing.assert_allclose(doubled["loss"], expect, rtol=1e-5)
+    # two classes: CE of probabilities lies in (log(1 + e^-1), log(1 + e)) per text
+    assert math.log1p(math.exp(-1)) * 2 < float(doubled["loss"]) < math.log1p(math.e) * 3
+
+
+def test_aligned_importance_adds_positions_the_word_alignment_did_not_mark():
+  """L_imp over every aligned position (the authors): position 2 (padding in both, phi 0.2 vs 0.2)
+  adds nothing, but a position the round's alignment left out (e.g. a pair of different lengths)
+  counts, where the replaced-positions rule ignores it."""
+  batch = {**BATCH, "replaced": jnp.array([[False, False, False], [False, False, False]])}
+  _, replaced = make_objective("flat", 0.0, 1.0)(OUTPUTS, batch)
+  _, aligned = make_objective("flat", 0.0, 1.0, importance_positions="aligned")(OUTPUTS, batch)
+  assert float(replaced["importance_l1"]) == 0.0
+  np.testing.assert_allclose(aligned["importance_l1"], abs(0.8 - 0.3), rtol=1e-5)
+  with pytest.raises(ValueError, match="importance_positions"):
+    make_objective("flat", 0.0, 1.0, importance_positions="all")
