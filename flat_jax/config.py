@@ -123,6 +123,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.attacks = ("textfooler",)
   c.eval.num_examples = 500
+  # robustness on dev, for selecting settings (flat_jax.sweep): after training, attack a seeded
+  # sample of this many dev examples with attack.recipe (inference mode) -> results.json
+  # "dev_after_attack"; 0 = off. Test examples are never used for selection
+  c.eval.dev_examples = 0
   c.eval.interpret = ("ig",)
   c.eval.ig_steps = 50
   c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
@@ -200,6 +204,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "attack.keep": _one_of(("successful", "perturbed", "all")),
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,
+    "eval.dev_examples": _non_negative,
     "eval.interpret": _subset_of(INTERPRETERS),
     "eval.ig_steps": _positive,
     "eval.lime_pairs": _positive,

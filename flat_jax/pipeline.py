@@ -383,6 +383,26 @@ def _attack_round(config, workdir, data: RunData, results, k: int, model_stage: 
                        desc=f"round {k}: {config.attack.recipe} on train")
 
 
+def dev_sample(num_dev: int, num_examples: int, seed: int) -> list[int]:
+  """The dev examples a run's robustness is selected on: a seeded sample (all of dev if smaller)."""
+  order = np.random.RandomState(seed).permutation(num_dev)
+  return sorted(order[:min(num_examples, num_dev)].tolist())
+
+
+def _dev_robustness(config, workdir, data: RunData, results, model_stage: str) -> None:
+  """After-attack accuracy of the run's model on a seeded sample of dev (eval.dev_examples), with
+  the training recipe in inference mode -> results["dev_after_attack"]. Used to select settings."""
+  indices = dev_sample(len(data.dev), config.eval.dev_examples, config.seed)
+  recipe = config.attack.recipe
+  records = _timed_attack(results, f"attack_dev_{recipe}", workdir / "attacks" / f"dev_{recipe}.jsonl",
+                          indices, job=_attack_job(config, workdir, recipe, model_stage),
+                          texts=data.dataset.dev.texts, labels=data.dataset.dev.labels,
+                          workers=config.attack.workers, desc=f"{recipe} on dev")
+  results["dev_after_attack"] = {recipe: summarize(records)}
+  write_results(workdir, results)
+  logging.info("after %s on %d dev examples: %s", recipe, len(indices), results["dev_after_attack"][recipe])
+
+
 def _after_attack(config, workdir, results, texts, labels, model_stage: str) -> None:
   """After-attack figures on the first eval.num_examples test examples, per eval.attacks recipe."""
   count = min(config.eval.num_examples or len(texts), len(texts))
@@ -556,6 +576,8 @@ def run(config, workdir) -> dict:
       np.save(workdir / "importance.npy", phi)
     results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),
                                        "counts": np.histogram(phi, bins=IMPORTANCE_BINS)[0].tolist()}
+  if config.eval.dev_examples:
+    _dev_robustness(config, workdir, data, results, latest_stage)
   results["status"] = "trained"
   write_results(workdir, results)
   logging.info("%s %s %s: dev %.2f, test %.2f", config.data.name, config.model.name, config.mode,

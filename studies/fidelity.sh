@@ -18,18 +18,22 @@ mkdir -p "$runs"
 common=(--config configs/sst2_cnn.py --config.attack.workers=2 --config.attack.num_examples=2000
         --config.eval.num_examples=500 "--config.eval.attacks=(\"textfooler\",\"pwws\")")
 
-# name | flags (one line a run; the seed is appended)
+# name | flags (one line a run; the seed is appended). CE on probabilities at the authors' base
+# learning rate (0.01) collapses our CNN to one class within the first epoch (GloVe 50-d inputs are
+# several times larger than word2vec's: the first Adam steps saturate the softmax, whose gradient
+# then vanishes), so the loss_on_probs runs also train at 0.001, where it learns (0.005 collapses too)
 queue_a=(
   "base|--config.mode=base"
   "flat_authors|--config.mode=flat --config.protocol=authors"
   "flat_continuous|--config.mode=flat --config.train.continuous=True"
-  "flat_loss_on_probs|--config.mode=flat --config.train.loss_on_probs=True"
+  "flat_loss_on_probs_lr1e-3|--config.mode=flat --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
   "flat_attack_training_mode|--config.mode=flat --config.attack.model_mode=training"
   "flat_importance_aligned|--config.mode=flat --config.flat.importance_positions=aligned"
 )
 queue_b=(
   "base_loss_on_probs|--config.mode=base --config.train.loss_on_probs=True"
   "flat|--config.mode=flat"
+  "base_loss_on_probs_lr1e-3|--config.mode=base --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
   "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean"
   "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False"
   "flat_keep_all|--config.mode=flat --config.attack.keep=all"
