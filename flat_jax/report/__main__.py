@@ -1,21 +1,26 @@
-"""python -m flat_jax.report RUN [RUN ...] [--out FILE | --into FILE]: the paper's tables from run
-directories (or their results.json files).
+"""python -m flat_jax.report RUN [RUN ...] [--study] [--out FILE | --into FILE]: the paper's tables
+from run directories (or their results.json files).
 
 --into FILE replaces the block between the lines `<!-- tables:begin -->` and `<!-- tables:end -->`
-of FILE (e.g. REPRODUCTION.md), so a document's prose stays and its tables are regenerated."""
+of FILE (e.g. REPRODUCTION.md), so a document's prose stays and its tables are regenerated.
+--study: instead of the paper's tables, the controlled comparison of settings seed by seed
+(flat_jax/report/study.py; runs named <prefix>_<setting>_s<seed>), into the block between
+`<!-- study:begin -->` and `<!-- study:end -->`."""
 from __future__ import annotations
 
 import argparse
 import pathlib
 import sys
 
+from flat_jax.report.study import render_study
 from flat_jax.report.tables import load_runs, render
 
 
 BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
 
 
-def replace_block(path: pathlib.Path, text: str) -> None:
+def replace_block(path: pathlib.Path, text: str, block: str = "tables") -> None:
+  BEGIN, END = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
   document = path.read_text(encoding="utf-8")
   if document.count(BEGIN) != 1 or document.count(END) != 1 or document.index(BEGIN) > document.index(END):
     raise ValueError(f"{path}: needs exactly one '{BEGIN}' line followed by one '{END}' line")
@@ -32,16 +37,18 @@ def main(argv=None) -> int:
   target = parser.add_mutually_exclusive_group()
   target.add_argument("--out", help="write the markdown here instead of printing it")
   target.add_argument("--into", help="replace the marked tables block of this markdown file")
+  parser.add_argument("--study", action="store_true",
+                      help="the settings-by-seed comparison instead of the paper's tables")
   args = parser.parse_args(argv)
   try:
     runs = load_runs(args.runs)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  text = render(runs)
+  text = render_study(runs) if args.study else render(runs)
   if args.into:
     try:
-      replace_block(pathlib.Path(args.into), text)
+      replace_block(pathlib.Path(args.into), text, "study" if args.study else "tables")
     except (ValueError, OSError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2

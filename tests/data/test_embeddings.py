@@ -59,3 +59,18 @@ def test_offline_glove_fallback_covers_sst2_words():
   emb = load_embeddings(vocab)
   assert "GloVe" in emb.source and emb.matrix.shape[1] == 50
   assert emb.coverage == 1.0
+
+
+def test_offline_300d_spacy_vectors_by_name_with_case_fallback():
+  """model.embeddings=spacy_md: 300-d rows looked up by spaCy's string hash; 'mark' has only a
+  'Mark' key; words that are no key stay small noise."""
+  vocab = Vocab.build(["good bad movie film mark zzzqxv"])
+  emb = load_embeddings(vocab, "spacy_md")
+  m = emb.matrix
+  assert "en_core_web_md" in emb.source and m.shape == (len(vocab), 300)
+  assert emb.found == 5 and np.all(np.abs(m[vocab.index["zzzqxv"]]) <= 0.01)
+  unit = lambda w: m[vocab.index[w]] / np.linalg.norm(m[vocab.index[w]])
+  assert 0.75 < float(unit("movie") @ unit("film")) < 0.95      # related, not identical
+  assert float(unit("good") @ unit("mark")) < 0.6
+  assert np.linalg.norm(m[vocab.index["mark"]]) > 1.0
+  assert load_embeddings(vocab, "glove_50d").matrix.shape[1] == 50
