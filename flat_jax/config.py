@@ -52,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.scratch_intermediate = 1024
   c.model.embeddings = ""     # word2vec/GloVe file, or offline "glove_50d" (empty) or "spacy_md" (300-d)
   c.model.embeddings_format = "auto"
+  # rescale every pretrained row to this L2 norm; 0 = as read. spacy_md's rows are about 10 times
+  # GloVe 50-d's and 20 times word2vec's, too large for the authors' Adam rate with frozen inputs
+  c.model.embeddings_norm = 0.0
   c.model.freeze_embeddings = True
   c.model.dropout = 0.2
   c.model.cnn_kernel_sizes = (3, 4, 5)
@@ -117,6 +120,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.attack.model_mode = "inference"
   c.attack.grow_vocab = True        # substitutes with a pretrained vector join the vocabulary
   c.attack.synonym_vectors = ""     # counter-fitted-vectors.txt; empty = offline synonym space
+  # cosine bound of embedding-swap candidates (TextFooler, Gene, IGA) in every attack of the run;
+  # 0 = the space's own (0.5 for the official vectors, 0.8 for the offline space: about 10
+  # candidates a word at 80% WordNet precision; 0.6 gives about 45, the official count, at 25%)
+  c.attack.synonym_min_cos = 0.0
   c.attack.masked_lm = ""           # masked-LM directory for BAE and Clare (none offline)
   c.attack.hownet_candidates = ""   # TextAttack's HowNet candidate bank (PSO); empty = WordNet
 
@@ -169,6 +176,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "data.dev_size": _non_negative,
     "model.name": _one_of(MODELS),
     "model.embeddings_format": _one_of(EMBEDDING_FORMATS),
+    "model.embeddings_norm": _non_negative,
     "model.dropout": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
     "model.cnn_kernel_sizes": _positive_ints,
     "model.cnn_num_filters": _positive,
@@ -201,6 +209,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "attack.num_examples": _non_negative,
     "attack.workers": _positive,
     "attack.query_budget": _non_negative,
+    "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
     "attack.keep": _one_of(("successful", "perturbed", "all")),
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,

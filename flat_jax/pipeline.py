@@ -184,7 +184,7 @@ def _load_data(config) -> RunData:
     return _load_piece_data(config, dataset)
   vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
   embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
-                               seed=config.seed)
+                               seed=config.seed, norm=config.model.embeddings_norm)
   encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, config.data.max_length)[0],
                                       split.labels)
   return RunData(dataset, vocab, embeddings.matrix, embeddings.source, embeddings.coverage,
@@ -227,7 +227,8 @@ def _grow_vocabulary(config, data: RunData, records) -> int:
   if not config.attack.grow_vocab or data.vocab is None:
     return 0
   unseen = [w for w in augment.substitute_words(records) if w not in data.vocab.index]
-  vectors = pretrained_vectors(unseen, config.model.embeddings, config.model.embeddings_format)
+  vectors = pretrained_vectors(unseen, config.model.embeddings, config.model.embeddings_format,
+                               config.model.embeddings_norm)
   new = [w for w in unseen if w in vectors]
   if new:
     data.vocab = data.vocab.extended(new)
@@ -357,7 +358,7 @@ def _piece_apply(model):
 def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False) -> AttackJob:
   return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
                    config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget,
-                   training_mode=training_mode)
+                   training_mode=training_mode, synonym_min_cos=config.attack.synonym_min_cos)
 
 
 def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:

@@ -37,6 +37,7 @@ class AttackJob:
   hownet_candidates: str = ""
   query_budget: int = 0
   training_mode: bool = False   # query the model with sampled masks and dropout (the authors' rounds)
+  synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
 
 
 def read_records(path) -> dict[int, dict]:
@@ -91,7 +92,8 @@ class _Attacker:
     self.job = job
     self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None),
                                                 noise_seed=job.seed if job.training_mode else None)
-    res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget)
+    res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget,
+                          job.synonym_min_cos)
     self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
                                encoder_threads=threads)
 

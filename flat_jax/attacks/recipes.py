@@ -34,15 +34,27 @@ class AttackResources:
   masked_lm: str = ""              # a Hugging Face masked-LM directory (BAE, Clare)
   hownet_candidates: str = ""      # TextAttack's word_candidates_sense.pkl (PSO)
   query_budget: int = 0
+  synonym_min_cos: float = 0.0     # embedding-swap candidates' cosine bound; 0 = the space's own
 
   @classmethod
   def from_config(cls, attack_config) -> "AttackResources":
     return cls(attack_config.synonym_vectors, attack_config.masked_lm,
-               attack_config.hownet_candidates, attack_config.query_budget)
+               attack_config.hownet_candidates, attack_config.query_budget,
+               attack_config.synonym_min_cos)
 
 
 def _embedding_threshold(res: AttackResources, official: float) -> float:
+  if res.synonym_min_cos:
+    return res.synonym_min_cos
   return official if res.synonym_vectors else resources.SYNONYM_MIN_COS
+
+
+def _embedding_bound(res: AttackResources) -> dict:
+  """Gene's and IGA's bound: the official recipes' MSE <= 0.5 with the official vectors, else a
+  cosine bound (the calibrated one, or attack.synonym_min_cos)."""
+  if res.synonym_vectors and not res.synonym_min_cos:
+    return {"max_mse_dist": 0.5}
+  return {"min_cos_sim": _embedding_threshold(res, resources.SYNONYM_MIN_COS)}
 
 
 def build_attack(name: str, model_wrapper, res: AttackResources = AttackResources(), *,
@@ -92,8 +104,7 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
     embedding = synonym_space()
     constraints = [RepeatModification(), StopwordModification(), MaxWordsPerturbed(max_percent=0.2),
                    WordEmbeddingDistance(embedding=embedding, compare_against_original=False,
-                                         **({"max_mse_dist": 0.5} if res.synonym_vectors else
-                                            {"min_cos_sim": resources.SYNONYM_MIN_COS})),
+                                         **_embedding_bound(res)),
                    sentence_encoder(threshold=0.840845057, metric="angular",
                                     compare_against_original=False, window_size=15,
                                     skip_text_shorter_than_window=True)]
@@ -103,8 +114,7 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
     embedding = synonym_space()
     constraints = [StopwordModification(), MaxWordsPerturbed(max_percent=0.2),
                    WordEmbeddingDistance(embedding=embedding, compare_against_original=False,
-                                         **({"max_mse_dist": 0.5} if res.synonym_vectors else
-                                            {"min_cos_sim": resources.SYNONYM_MIN_COS}))]
+                                         **_embedding_bound(res))]
     return textattack.Attack(goal, constraints, WordSwapEmbedding(max_candidates=50, embedding=embedding),
                              ImprovedGeneticAlgorithm(pop_size=60, max_iters=20,
                                                       max_replace_times_per_index=5,

@@ -149,7 +149,7 @@ def _offline_spacy_md(wanted: set[str]):
 OFFLINE_VECTORS = {"glove_50d": _offline_glove, "spacy_md": _offline_spacy_md}
 
 
-def _read_vectors(wanted: set[str], path: str, fmt: str):
+def _read_vectors(wanted: set[str], path: str, fmt: str, norm: float = 0.0):
   if path in OFFLINE_VECTORS:
     vectors, dim, source = OFFLINE_VECTORS[path](wanted)
   elif path:
@@ -166,13 +166,18 @@ def _read_vectors(wanted: set[str], path: str, fmt: str):
     vectors, dim, source = _offline_glove(wanted)
   if not dim:
     raise EmbeddingError(f"{source}: no vectors read")
+  if norm:   # every row to the same length: vectors of another scale fit the same optimiser
+    vectors = {w: v * np.float32(norm / max(float(np.linalg.norm(v)), 1e-12)) for w, v in vectors.items()}
+    source += f", rows scaled to norm {norm:g}"
   return vectors, dim, source
 
 
-def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111) -> Embeddings:
+def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111,
+                    norm: float = 0.0) -> Embeddings:
   """The vocabulary's embedding matrix: pretrained vectors where they exist (exact word, else a
-  cased form of it), <pad> zero, <unk> and words without a vector small uniform noise."""
-  vectors, dim, source = _read_vectors(set(vocab.words[2:]), path, fmt)
+  cased form of it), <pad> zero, <unk> and words without a vector small uniform noise. `norm` > 0
+  rescales every pretrained row to that L2 norm."""
+  vectors, dim, source = _read_vectors(set(vocab.words[2:]), path, fmt, norm)
   rng = np.random.RandomState(seed)
   matrix = rng.uniform(-MISSING_SCALE, MISSING_SCALE, size=(len(vocab), dim)).astype(np.float32)
   matrix[PAD_ID] = 0.0
@@ -189,10 +194,10 @@ def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int =
   return emb
 
 
-def pretrained_vectors(words, path: str = "", fmt: str = "auto") -> dict[str, np.ndarray]:
+def pretrained_vectors(words, path: str = "", fmt: str = "auto", norm: float = 0.0) -> dict[str, np.ndarray]:
   """The pretrained vector of each of `words` that has one (words without one are left out)."""
   wanted = set(words)
   if not wanted:
     return {}
-  vectors, _, _ = _read_vectors(wanted, path, fmt)
+  vectors, _, _ = _read_vectors(wanted, path, fmt, norm)
   return {w: np.asarray(vectors[w], np.float32) for w in words if w in vectors}

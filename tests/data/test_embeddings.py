@@ -74,3 +74,15 @@ def test_offline_300d_spacy_vectors_by_name_with_case_fallback():
   assert float(unit("good") @ unit("mark")) < 0.6
   assert np.linalg.norm(m[vocab.index["mark"]]) > 1.0
   assert load_embeddings(vocab, "glove_50d").matrix.shape[1] == 50
+
+
+def test_rows_rescaled_to_one_norm(tmp_path):
+  path = tmp_path / "vecs.txt"
+  _write_text(path, header=False)
+  vocab = _vocab()
+  m = load_embeddings(vocab, str(path), norm=2.0).matrix
+  for word in ("good", "movie", "film"):
+    assert np.linalg.norm(m[vocab.index[word]]) == pytest.approx(2.0, rel=1e-5)
+  np.testing.assert_allclose(m[vocab.index["good"]], np.array(VECTORS["good"]) * 2 / np.linalg.norm(VECTORS["good"]),
+                             rtol=1e-5)
+  assert np.all(np.abs(m[vocab.index["unseen"]]) <= 0.01)      # only pretrained rows

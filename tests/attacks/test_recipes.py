@@ -1,0 +1,41 @@
+"""Recipe settings that the config reaches: the embedding-swap candidates' cosine bound."""
+import numpy as np
+import pytest
+
+from flat_jax.attacks import resources
+from flat_jax.attacks.recipes import AttackResources, build_attack
+
+
+@pytest.fixture(scope="module")
+def wrapper():
+  resources.prepare_textattack_environment()
+  from textattack.models.wrappers import ModelWrapper
+
+  class Uniform(ModelWrapper):
+    model = None
+
+    def __call__(self, texts):
+      return np.full((len(texts), 2), 0.5, np.float32)
+  return Uniform()
+
+
+def _cosine_bounds(attack):
+  from textattack.constraints.semantics import WordEmbeddingDistance
+  return [(c.min_cos_sim, c.max_mse_dist) for c in attack.constraints
+          if isinstance(c, WordEmbeddingDistance)]
+
+
+@pytest.mark.parametrize("recipe", ["textfooler", "gene", "iga"])
+def test_synonym_min_cos_sets_the_bound_of_every_embedding_swap_recipe(wrapper, recipe):
+  default = _cosine_bounds(build_attack(recipe, wrapper))
+  assert default == [(resources.SYNONYM_MIN_COS, None)]
+  loose = _cosine_bounds(build_attack(recipe, wrapper, AttackResources(synonym_min_cos=0.6)))
+  assert loose == [(0.6, None)]
+
+
+def test_more_candidates_under_a_looser_bound(wrapper):
+  """0.6 admits several times the calibrated bound's candidates (the official vectors' count)."""
+  space = resources.load_synonym_embedding()
+  tight = resources.synonym_precision(space, resources.SYNONYM_MIN_COS)["candidates_per_word"]
+  loose = resources.synonym_precision(space, 0.6)["candidates_per_word"]
+  assert loose > 3 * tight
