@@ -18,9 +18,11 @@ from flat_jax import config as config_lib
 from flat_jax import distributed
 from flat_jax import pipeline
 from flat_jax import runtime
+from flat_jax.workdir import WorkdirBusy
 from flat_jax.data.datasets import DataError
 from flat_jax.data.embeddings import EmbeddingError
 from flat_jax.models.checkpoints_hf import CheckpointError
+from flat_jax.training.loop import TrainingError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/<dataset>_<model>.py).",
@@ -66,7 +68,7 @@ def main(argv):
   try:
     pipeline.run(FLAGS.config, workdir)
   except (config_lib.ConfigError, DataError, EmbeddingError, CheckpointError, pipeline.RunError,
-          distributed.DistributedError) as e:
+          distributed.DistributedError, WorkdirBusy, TrainingError) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     _exit(2)
@@ -87,5 +89,39 @@ def _exit(code: int) -> None:
     os._exit(code)
   sys.exit(code)
 
+def _config_flag_problem(argv: list[str]) -> str | None:
+  """One line for what ml_collections reports as a long traceback: an unknown --config.<key> (with
+  the closest valid key) or a --config file that does not exist."""
+  import difflib
+  schema = [key for key, _ in config_lib._flatten(config_lib.base_config())]
+  for i, arg in enumerate(argv[1:], start=1):
+    if arg.startswith("--config."):
+      key = arg[len("--config."):].split("=", 1)[0]
+      if key not in schema:
+        close = difflib.get_close_matches(key, schema, n=1, cutoff=0.75) or [
+            k for k in schema if k.split(".")[-1] == key.split(".")[-1]]
+        return f"unknown config key '{key}'" + (f" (did you mean {close[0]}?)" if close else "")
+    path = arg[len("--config="):] if arg.startswith("--config=") else (
+        argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+    if path is not None and not pathlib.Path(path.split(":", 1)[0]).is_file():
+      return f"--config {path}: no such config file"
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  problem = _config_flag_problem(argv)
+  if problem is None:
+    try:
+      return FLAGS(argv)
+    except Exception as e:   # a config file that fails to load, a value of the wrong type
+      lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+      problem = lines[-1] if lines else type(e).__name__
+      cause = e.__cause__ or e.__context__
+      if isinstance(cause, SyntaxError):
+        problem = f"{cause.filename}:{cause.lineno}: {cause.msg}"
+  print(f"error: {problem}", file=sys.stderr)
+  sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

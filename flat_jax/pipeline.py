@@ -8,6 +8,7 @@ where a killed run stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,6 +22,7 @@ import numpy as np
 
 from flat_jax import config as config_lib
 from flat_jax import distributed
+from flat_jax import workdir as workdir_lib
 from flat_jax.data.datasets import load_dataset
 from flat_jax.data.batching import PaddingTrim, length_buckets, num_batches
 from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
@@ -458,6 +460,12 @@ def run(config, workdir) -> dict:
   _check_supported(config)
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   distributed.check_shared_workdir(workdir)
+  # one writer per workdir: the primary holds the lock for the whole run, the others write through it
+  with workdir_lib.exclusive(workdir) if distributed.is_primary() else contextlib.nullcontext():
+    return _run(config, workdir)
+
+
+def _run(config, workdir) -> dict:
   if config.stage in ("attack", "evaluate"):
     return evaluate_attacks(config, workdir)
   if config.stage == "report":

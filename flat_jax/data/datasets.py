@@ -111,6 +111,8 @@ def _find_split_file(directory: pathlib.Path, split: str) -> pathlib.Path | None
 def _parse_label(value, label_names: Sequence[str], path, line) -> int:
   if isinstance(value, bool) or value is None or value == "":
     raise DataError(f"{path}:{line}: missing or invalid label {value!r}")
+  if str(value).strip() in label_names:   # a label's name first: ("-1", "1") maps -1 and 1
+    return list(label_names).index(str(value).strip())
   if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
     label = int(value)
     if not 0 <= label < len(label_names):
@@ -175,8 +177,16 @@ def load_split_file(path: pathlib.Path, label_names: Sequence[str], text_column=
 
 def _infer_label_names(path: pathlib.Path, text_column: str, label_column: str) -> tuple[str, ...]:
   values = {row[2] for row in read_rows(path, text_column, label_column)}
-  if all(isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit()) for v in values):
-    return tuple(str(i) for i in range(max(int(v) for v in values) + 1))
+  numeric = all(isinstance(v, int) or (isinstance(v, str) and v.strip().lstrip("-").isdigit())
+                for v in values)
+  if numeric:
+    ids = sorted({int(v) for v in values})
+    if ids != list(range(len(ids))):
+      names = ", ".join(f'"{i}"' for i in ids)
+      raise DataError(f"{path}: the labels are {ids}, not the ids 0..{len(ids) - 1}: name them, "
+                      f"e.g. --config.data.label_names='({names})' (in the order of the class ids "
+                      f"you want), or renumber them from 0")
+    return tuple(str(i) for i in ids)
   return tuple(sorted(str(v).strip() for v in values))
 
 
@@ -287,6 +297,10 @@ def load_dataset(data_config, seed: int = 1111, allow_download: bool = True) -> 
     if file is not None:
       splits[split] = load_split_file(file, label_names, **columns)
   train = splits["train"]
+  if len(label_names) < 2 or len(np.unique(train.labels)) < 2:
+    present = sorted({label_names[i] for i in np.unique(train.labels)})
+    raise DataError(f"{directory}: the training split has {len(present)} class ({', '.join(present)}); "
+                    f"a classifier needs at least two")
   dev_from_train = "dev" not in splits
   if dev_from_train:
     train_idx, dev_idx = stratified_dev_split(train.labels, data_config.dev_size or default_dev, seed)

@@ -17,6 +17,21 @@ from flat_jax.data.batching import PaddingTrim, batches, num_batches, split_twin
 from flat_jax.training.checkpoints import StageCheckpoints
 
 
+class TrainingError(RuntimeError):
+  """Training cannot go on (a non-finite loss); the message names the stage, epoch and step."""
+
+
+def _check_finite(step_metrics: list[dict], stage: str, epoch: int, first_step: int) -> None:
+  """Stops at an epoch whose loss went non-finite, naming the first such step, before the epoch is
+  saved: the last checkpoint stays the last good epoch."""
+  for i, m in enumerate(step_metrics):
+    if not np.isfinite(m["loss"]):
+      raise TrainingError(
+          f"{stage}: the training loss is {float(m['loss'])} at epoch {epoch}, step {first_step + i + 1} "
+          f"(learning rate too high, or bad inputs?); stopped before saving this epoch: the "
+          f"checkpoint of epoch {epoch - 1} is the last one")
+
+
 @dataclasses.dataclass
 class EncodedSplit:
   ids: np.ndarray
@@ -141,6 +156,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
         bar.set_postfix(loss=f"{m['loss'] / max(m['weight'], 1.0):.3f}")
     bar.close()
     step_metrics = jax.device_get(step_metrics)
+    _check_finite(step_metrics, stage, epoch + 1, epoch * steps_per_epoch)
     totals = {k: float(sum(m[k] for m in step_metrics)) for k in step_metrics[0]}
     train_seconds = time.perf_counter() - epoch_start
     dev_acc = accuracy(eval_step, state.params, dev, eval_batch_size, mesh, trim)
