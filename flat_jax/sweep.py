@@ -10,6 +10,10 @@ a seeded sample of N dev examples. The chosen point has the highest after-attack
 sample; standard accuracy on dev breaks ties. A grid over `seed` is averaged: points that differ
 only in their seed are one setting, scored by their mean.
 
+Points that differ only in FLAT's own settings (FLAT_ONLY_KEYS, our schedule) share the base stage
+and the round-1 attack of the first finished point: its checkpoints and records are copied into a
+new point, which then resumes past them (the same seed and code compute them bit for bit).
+
 Kill-safe like a single run: re-running the same command skips finished points and resumes the
 unfinished ones where they stopped. Points run `--parallel` at a time on this host (one point per
 worker process); over several hosts, give each `--shard I/N` (point i runs on shard i mod N, e.g. a
@@ -42,6 +46,12 @@ flags.DEFINE_integer("dev_examples", 300, "Dev examples attacked per point for t
 flags.DEFINE_integer("parallel", 1, "Points run at once on this host (one process each).")
 flags.DEFINE_string("shard", "", "I/N: run only the points i with i %% N == I (several hosts).")
 flags.DEFINE_bool("select_only", False, "Run nothing; collect the finished points and select.")
+
+
+# Settings that change neither the base stage nor the attack on the base model (round 1) when the
+# schedule is ours (a mask-free base stage): points that differ only in these share that prefix.
+FLAT_ONLY_KEYS = frozenset({"flat.beta", "flat.gamma", "flat.entropy_reduction",
+                            "flat.importance_positions", "flat.learning_rate", "train.round_epochs"})
 
 
 class SweepError(ValueError):
@@ -190,6 +200,35 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
   os.replace(tmp, path)
 
 
+def shares_base(grid, extra: Sequence[str]) -> bool:
+  """Whether the points can share the base stage and round 1's attack: the grid varies only
+  FLAT_ONLY_KEYS and the run is not on the continuous schedule (whose first stage is FLAT's)."""
+  continuous = any(a.split("=", 1)[0] in ("--config.train.continuous", "--config.protocol")
+                   and a.split("=", 1)[1].strip().lower() in ("true", "1", "authors") for a in extra)
+  return not continuous and all(key in FLAT_ONLY_KEYS for key, _ in grid)
+
+
+def seed_from(donor: pathlib.Path, point_dir: pathlib.Path) -> bool:
+  """Copies a finished point's base stage (checkpoints, metrics lines) and round-1 attack records
+  into a point that has not started: the same seed and code compute them bit for bit, so the point
+  resumes past them. Returns whether it did."""
+  import shutil
+  base = donor / "checkpoints" / "train_base"
+  records = donor / "adversarial" / "round_1.jsonl"
+  if point_dir.exists() or not (base / "best").is_dir() or not records.is_file():
+    return False
+  staging = point_dir.with_name(point_dir.name + ".seeding")
+  shutil.rmtree(staging, ignore_errors=True)
+  shutil.copytree(base, staging / "checkpoints" / "train_base")
+  (staging / "adversarial").mkdir()
+  shutil.copy2(records, staging / "adversarial" / "round_1.jsonl")
+  lines = [l for l in (donor / "metrics.jsonl").read_text().splitlines()
+           if json.loads(l).get("stage") == "train_base"]
+  (staging / "metrics.jsonl").write_text("".join(l + "\n" for l in lines))
+  os.replace(staging, point_dir)    # all or nothing: a kill while copying leaves no half point
+  return True
+
+
 def _parse_shard(spec: str) -> tuple[int, int]:
   if not spec:
     return 0, 1
@@ -222,12 +261,17 @@ def run_sweep(config_path: str, workdir, grid_specs: Sequence[str], extra: Seque
                len(todo), parallel)
   running: dict[Point, subprocess.Popen] = {}
   failed = []
+  share = shares_base(grid, extra)
   started = last_report = time.time()
   report_every = 60.0
   done = len(mine) - len(todo)
   while todo or running:
     while todo and len(running) < parallel:
       point = todo.pop(0)
+      donor = next((workdir / p.name for p in points if p not in running and p != point
+                    and "dev_after_attack" in _summary(workdir, p)), None)
+      if share and donor is not None and seed_from(donor, workdir / point.name):
+        logging.info("[sweep] %s starts from %s's base stage and round-1 attack", point.name, donor.name)
       log = open(workdir / f"{point.name}.log", "ab")
       logging.info("[sweep] start %s (%d/%d)", point.name, point.index + 1, len(points))
       running[point] = subprocess.Popen(point_command(point, config_path, workdir, dev_examples, extra),

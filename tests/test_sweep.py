@@ -68,6 +68,24 @@ def test_sweep_selects_on_dev_and_resumes_after_a_kill(tmp_path, shared_data):
   assert summary["chosen"]["points"] == [best["point"]]
   assert "**chosen**" in (reference / "sweep.md").read_text()
 
+  # the second point took the first's base stage and round-1 attack: the same as computing them
+  assert "beta=1.0_gamma=0.001 starts from beta=0.1_gamma=0.001's base stage" in done.stderr
+  alone = tmp_path / "alone"
+  point = sweep.grid_points(sweep.parse_grid(["flat.beta=1.0", "flat.gamma=0.001"]))[0]
+  cmd = sweep.point_command(point, "configs/trec_cnn.py", alone, 8, [a for a in _cli(alone) if a.startswith("--config.")])
+  single = subprocess.run(cmd, capture_output=True, text=True)
+  assert single.returncode == 0, single.stderr[-3000:]
+  seeded = reference / "beta=1.0_gamma=0.001"
+  for name in ("results.json",):
+    a, b = (json.loads((d / name).read_text()) for d in (seeded, alone / point.name))
+    a.pop("timings_s"), b.pop("timings_s")
+    assert a == b
+  strip = lambda d: [{k: v for k, v in json.loads(l).items() if k not in ("examples_per_s", "epoch_seconds")}
+                     for l in (d / "metrics.jsonl").read_text().splitlines()]
+  assert strip(seeded) == strip(alone / point.name)
+  assert ((seeded / "adversarial" / "round_1.jsonl").read_text()
+          == (alone / point.name / "adversarial" / "round_1.jsonl").read_text())
+
   killed = tmp_path / "killed"
   proc = subprocess.Popen(_cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           start_new_session=True)
