@@ -4,7 +4,7 @@
 #
 #   studies/fidelity.sh STREAM RUNS_DIR [RESULTS_DIR]
 #
-# STREAM a or b: two queues that can run side by side (the runs of one stream one after another).
+# STREAM a, b or c: queues that can run side by side (the runs of one stream one after another).
 # Every run is an ordinary resumable workdir RUNS_DIR/<name>: re-running the script after a stop
 # skips finished runs (the pipeline prints their result) and resumes the unfinished one. When a
 # run finishes, its results.json and config.json are copied to RESULTS_DIR/<name>/ (default
@@ -39,7 +39,20 @@ queue_b=(
   "flat_keep_all|--config.mode=flat --config.attack.keep=all"
   "adv|--config.mode=adv"
 )
-if [ "$stream" = a ]; then queue=("${queue_a[@]}"); else queue=("${queue_b[@]}"); fi
+# factors of the setting, not of the authors' code: the synonym candidates' count (0.6: about the
+# official vectors' 45-50 a word) and 300-d vectors (spaCy md, rows rescaled to GloVe's mean norm)
+queue_c=(
+  "base_cos06|--config.mode=base --config.attack.synonym_min_cos=0.6"
+  "flat_cos06|--config.mode=flat --config.attack.synonym_min_cos=0.6"
+  "base_spacy300|--config.mode=base --config.model.embeddings=spacy_md --config.model.embeddings_norm=4.5"
+  "flat_spacy300|--config.mode=flat --config.model.embeddings=spacy_md --config.model.embeddings_norm=4.5"
+)
+case "$stream" in
+  a) queue=("${queue_a[@]}") ;;
+  b) queue=("${queue_b[@]}") ;;
+  c) queue=("${queue_c[@]}") ;;
+  *) echo "stream must be a, b or c" >&2; exit 2 ;;
+esac
 for seed in 1111 2222; do
   for entry in "${queue[@]}"; do
     name="sst2_cnn_${entry%%|*}_s${seed}"
