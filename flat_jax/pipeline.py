@@ -51,11 +51,23 @@ class RunError(RuntimeError):
 
 
 def read_results(workdir) -> dict:
+  """results.json, or {} when there is none; a damaged one is set aside (results.json.damaged) with
+  a warning and rebuilt by the run from what the workdir holds (checkpoints, attack records)."""
   path = pathlib.Path(workdir) / "results.json"
   if not path.exists():
     return {}
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      results = json.load(f)
+    if not isinstance(results, dict):
+      raise ValueError("not a JSON object")
+    return results
+  except (ValueError, UnicodeDecodeError) as e:
+    logging.warning("%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
+                    "checkpoints and attack records", path, e)
+    if distributed.is_primary():
+      os.replace(path, path.with_name("results.json.damaged"))
+    return {}
 
 
 def write_results(workdir, results: dict) -> None:
@@ -70,6 +82,13 @@ def write_results(workdir, results: dict) -> None:
 
 
 def _check_supported(config) -> None:
+  """Settings that would fail later, after hours of training, refused at the start."""
+  recipes = set(config.eval.attacks) | ({config.attack.recipe} if config.mode != "base" else set())
+  needs_lm = sorted(r for r in recipes if r in ("bae", "clare"))
+  if needs_lm and not config.attack.masked_lm:
+    raise RunError(f"{' and '.join(needs_lm)} need a masked language model: set attack.masked_lm to a "
+                   f"Hugging Face masked-LM folder (none exists offline), or drop them from "
+                   f"eval.attacks / attack.recipe")
   if config.model.name not in config_lib.TRANSFORMERS:
     return
   if config.model.from_scratch and config.model.scratch_hidden % config.model.scratch_heads:

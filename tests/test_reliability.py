@@ -83,3 +83,48 @@ def test_labels_map_through_their_names_and_gaps_or_one_class_are_refused(tmp_pa
     load_dataset(_custom(tmp_path, [1, 2]))
   with pytest.raises(DataError, match="1 class .*at least two"):
     load_dataset(_custom(tmp_path, [0, 0]))
+
+
+def test_a_set_data_path_without_data_is_an_error_not_a_fallback(tmp_path):
+  c = preset("sst2", "cnn").data
+  c.path = str(tmp_path / "nonexistent")
+  with pytest.raises(DataError, match="data.path=.*nonexistent: no such folder"):
+    load_dataset(c)
+
+
+def test_bad_files_name_file_and_line(tmp_path):
+  (tmp_path / "test.jsonl").write_text('{"text": "fine", "label": 0}\n{"text": "ok", "label": 1}\n')
+  (tmp_path / "train.jsonl").write_bytes(b'{"text": "fine", "label": 0}\n{"text": "caf\xe9", "label": 1}\n')
+  c = preset("sst2", "cnn").data
+  c.name, c.path = "custom", str(tmp_path)
+  with pytest.raises(DataError, match=r"train.jsonl:2: not UTF-8"):
+    load_dataset(c)
+  (tmp_path / "train.jsonl").write_text("\n")
+  with pytest.raises(DataError, match=r"train.jsonl: no rows"):
+    load_dataset(c)
+  (tmp_path / "train.jsonl").unlink()
+  long_text = "word " * 40000                                   # 200 KB in one CSV field
+  (tmp_path / "train.csv").write_text(f'text,label\n"{long_text}",0\nshort,1\n"{long_text}",1\nx,0\n')
+  assert load_dataset(c).num_classes == 2
+
+
+def test_bae_without_a_masked_lm_is_refused_before_training(tmp_path):
+  from flat_jax import pipeline
+  c = preset("trec", "cnn")
+  c.eval.attacks = ("textfooler", "bae")
+  with pytest.raises(pipeline.RunError, match="bae need a masked language model: set attack.masked_lm"):
+    pipeline.run(c, tmp_path)
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_damaged_metrics_line_and_results_file_are_recovered(tmp_path, caplog):
+  from flat_jax import pipeline
+  from flat_jax.training.loop import MetricsWriter
+  metrics = tmp_path / "metrics.jsonl"
+  metrics.write_text('{"stage": "train_base", "epoch": 1}\n{"stage": "train_base", "epoch": 2}\n{"stage": "tr')
+  MetricsWriter(metrics).drop_after("train_base", 1)
+  assert metrics.read_text() == '{"stage": "train_base", "epoch": 1}\n'
+  assert "metrics.jsonl:3: a damaged line" in caplog.text
+  (tmp_path / "results.json").write_text('{"status": "finish')
+  assert pipeline.read_results(tmp_path) == {}
+  assert (tmp_path / "results.json.damaged").exists() and not (tmp_path / "results.json").exists()

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import sys
 import pathlib
 from typing import Sequence
 
@@ -127,8 +128,34 @@ def _parse_label(value, label_names: Sequence[str], path, line) -> int:
 
 def read_rows(path: pathlib.Path, text_column: str, label_column: str) -> list[tuple[int, str, object]]:
   """(line number, text, raw label) for every row of a JSON-lines, CSV or TSV file."""
+  try:
+    rows = _read_rows(path, text_column, label_column)
+  except UnicodeDecodeError as e:
+    line = _line_of_byte(path, e.start)
+    raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason}); convert the file, e.g. "
+                    f"iconv -f latin1 -t utf-8") from None
+  if not rows:
+    raise DataError(f"{path}: no rows")
+  return rows
+
+
+def _line_of_byte(path: pathlib.Path, offset: int) -> int:
+  """The line of a decoding error: the first line that does not decode."""
+  opener = gzip.open if path.name.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    for line_no, raw in enumerate(f, start=1):
+      try:
+        raw.decode("utf-8")
+      except UnicodeDecodeError:
+        return line_no
+  return 1
+
+
+def _read_rows(path: pathlib.Path, text_column: str, label_column: str) -> list[tuple[int, str, object]]:
   name = path.name.removesuffix(".gz")
   rows = []
+  # a review can hold more than the csv module's default 128 KiB field limit
+  csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
   with _open_text(path) as f:
     if name.endswith((".jsonl", ".json")):
       for line_no, line in enumerate(f, start=1):
@@ -246,6 +273,13 @@ def download(spec: DatasetSpec) -> pathlib.Path:
 
 
 def _locate(spec: DatasetSpec, path: str, allow_download: bool) -> pathlib.Path:
+  if path:   # a path that is set is the user's data: never fall back to another copy silently
+    directory = pathlib.Path(path).expanduser()
+    if _find_split_file(directory, "train") and _find_split_file(directory, "test"):
+      return directory
+    raise DataError(f"data.path={path}: {'no such folder' if not directory.is_dir() else 'no train and test files there'} "
+                    f"(expected train.<{'|'.join(s.lstrip('.') for s in FILE_SUFFIXES)}> and test.<...>); "
+                    f"leave data.path empty to use the {spec.directory} copy found by the usual search")
   looked = _candidate_dirs(spec.directory, path)
   for directory in looked:
     if _find_split_file(directory, "train") and _find_split_file(directory, "test"):

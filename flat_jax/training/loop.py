@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from typing import Callable
 
@@ -49,12 +50,22 @@ class MetricsWriter:
     self.path = path
 
   def drop_after(self, stage: str, epoch: int) -> None:
-    """Forgets lines of `stage` past `epoch` (written before a kill, redone after resuming)."""
+    """Forgets lines of `stage` past `epoch` (written before a kill, redone after resuming), and a
+    line cut short by a kill or a full disk (with a warning); rewrites the file atomically."""
     if not self.path or not self.path.exists():
       return
-    lines = self.path.read_text(encoding="utf-8").splitlines()
-    keep = [l for l in lines if not (json.loads(l).get("stage") == stage and json.loads(l)["epoch"] > epoch)]
-    self.path.write_text("".join(l + "\n" for l in keep), encoding="utf-8")
+    keep = []
+    for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        logging.warning("%s:%d: a damaged line (cut short?) dropped: %r", self.path, number, line[:80])
+        continue
+      if not (record.get("stage") == stage and record.get("epoch", 0) > epoch):
+        keep.append(line)
+    tmp = self.path.with_name(self.path.name + ".tmp")
+    tmp.write_text("".join(l + "\n" for l in keep), encoding="utf-8")
+    os.replace(tmp, self.path)
 
   def write(self, record: dict) -> None:
     logging.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
