@@ -130,9 +130,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.attacks = ("textfooler",)
   c.eval.num_examples = 500
-  # robustness on dev, for selecting settings (flat_jax.sweep): after training, attack a seeded
-  # sample of this many dev examples with attack.recipe (inference mode) -> results.json
-  # "dev_after_attack"; 0 = off. Test examples are never used for selection
+  # robustness on dev, for selecting settings (flat_jax.sweep): after training (or with
+  # stage=evaluate on a finished run), attack one seeded sample of this many dev examples, the same
+  # for every run, with attack.recipe (inference mode) -> results.json "dev_after_attack"; 0 = off.
+  # Test examples are never used for selection
   c.eval.dev_examples = 0
   c.eval.interpret = ("ig",)
   c.eval.ig_steps = 50

@@ -405,20 +405,24 @@ def _attack_round(config, workdir, data: RunData, results, k: int, model_stage: 
                        desc=f"round {k}: {config.attack.recipe} on train")
 
 
-def dev_sample(num_dev: int, num_examples: int, seed: int) -> list[int]:
-  """The dev examples a run's robustness is selected on: a seeded sample (all of dev if smaller)."""
-  order = np.random.RandomState(seed).permutation(num_dev)
+DEV_SAMPLE_SEED = 0
+
+
+def dev_sample(num_dev: int, num_examples: int) -> list[int]:
+  """The dev examples a run's robustness is selected on: one seeded sample (all of dev if smaller),
+  the same for every run whatever its seed, so that runs are compared on the same examples."""
+  order = np.random.RandomState(DEV_SAMPLE_SEED).permutation(num_dev)
   return sorted(order[:min(num_examples, num_dev)].tolist())
 
 
-def _dev_robustness(config, workdir, data: RunData, results, model_stage: str) -> None:
+def _dev_robustness(config, workdir, dataset, results, model_stage: str) -> None:
   """After-attack accuracy of the run's model on a seeded sample of dev (eval.dev_examples), with
   the training recipe in inference mode -> results["dev_after_attack"]. Used to select settings."""
-  indices = dev_sample(len(data.dev), config.eval.dev_examples, config.seed)
+  indices = dev_sample(len(dataset.dev), config.eval.dev_examples)
   recipe = config.attack.recipe
   records = _timed_attack(results, f"attack_dev_{recipe}", workdir / "attacks" / f"dev_{recipe}.jsonl",
                           indices, job=_attack_job(config, workdir, recipe, model_stage),
-                          texts=data.dataset.dev.texts, labels=data.dataset.dev.labels,
+                          texts=dataset.dev.texts, labels=dataset.dev.labels,
                           workers=config.attack.workers, desc=f"{recipe} on dev")
   results["dev_after_attack"] = {recipe: summarize(records)}
   write_results(workdir, results)
@@ -605,7 +609,7 @@ def _run(config, workdir) -> dict:
     results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),
                                        "counts": np.histogram(phi, bins=IMPORTANCE_BINS)[0].tolist()}
   if config.eval.dev_examples:
-    _dev_robustness(config, workdir, data, results, latest_stage)
+    _dev_robustness(config, workdir, data.dataset, results, latest_stage)
   results["status"] = "trained"
   write_results(workdir, results)
   logging.info("%s %s %s: dev %.2f, test %.2f", config.data.name, config.model.name, config.mode,
@@ -669,6 +673,8 @@ def evaluate_attacks(config, workdir) -> dict:
   dataset = load_dataset(data_config, seed=trained_config["seed"])
   results.setdefault("after_attack", {})
   results.setdefault("timings_s", {})
+  if config.eval.dev_examples:   # robustness on dev, e.g. to select among finished runs
+    _dev_robustness(config, workdir, dataset, results, results["model_stage"])
   _after_attack(config, workdir, results, dataset.test.texts, dataset.test.labels,
                 results["model_stage"])
   return results

@@ -4,7 +4,7 @@
 #
 #   studies/fidelity.sh STREAM RUNS_DIR [RESULTS_DIR]
 #
-# STREAM a, b or c: queues that can run side by side (the runs of one stream one after another).
+# STREAM a, b, c or d: queues that can run side by side (the runs of one stream one after another).
 # Every run is an ordinary resumable workdir RUNS_DIR/<name>: re-running the script after a stop
 # skips finished runs (the pipeline prints their result) and resumes the unfinished one. When a
 # run finishes, its results.json and config.json are copied to RESULTS_DIR/<name>/ (default
@@ -18,30 +18,48 @@ mkdir -p "$runs"
 common=(--config configs/sst2_cnn.py --config.attack.workers=2 --config.attack.num_examples=2000
         --config.eval.num_examples=500 "--config.eval.attacks=(\"textfooler\",\"pwws\")")
 
-# name | flags (one line a run; the seed is appended). CE on probabilities at the authors' base
-# learning rate (0.01) collapses our CNN to one class within the first epoch (GloVe 50-d inputs are
-# several times larger than word2vec's: the first Adam steps saturate the softmax, whose gradient
-# then vanishes), so the loss_on_probs runs also train at 0.001, where it learns (0.005 collapses too)
+# name | flags [| seeds] (one line a run; default seeds 1111 2222, seed 1111 of every entry first).
+# CE on probabilities at the authors' base learning rate (0.01) collapses our CNN to one class
+# within the first epoch (GloVe 50-d inputs are larger than word2vec's: the first Adam steps saturate
+# the softmax, whose gradient then vanishes), so the loss_on_probs runs also train at 0.001, where it
+# learns (0.005 collapses too).
+# Order: protocol=authors made FLAT robust on seed 1111 (+32.6 AA over base), so its second seed,
+# the base and adv it is compared with, and the single switches most likely to carry the gain
+# (entropy, schedule) come first; "all but one" runs (queue c) say which switches it needs.
 queue_a=(
   "base|--config.mode=base"
   "flat_authors|--config.mode=flat --config.protocol=authors"
   "flat_continuous|--config.mode=flat --config.train.continuous=True"
+  "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean"
+  "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False"
   "flat_loss_on_probs_lr1e-3|--config.mode=flat --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
   "flat_attack_training_mode|--config.mode=flat --config.attack.model_mode=training"
   "flat_importance_aligned|--config.mode=flat --config.flat.importance_positions=aligned"
 )
 queue_b=(
-  "base_loss_on_probs|--config.mode=base --config.train.loss_on_probs=True"
+  "base_loss_on_probs|--config.mode=base --config.train.loss_on_probs=True|1111"
   "flat|--config.mode=flat"
-  "base_loss_on_probs_lr1e-3|--config.mode=base --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
-  "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean"
-  "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False"
-  "flat_keep_all|--config.mode=flat --config.attack.keep=all"
+  "flat_authors|--config.mode=flat --config.protocol=authors|2222"
+  "base|--config.mode=base|2222"
   "adv|--config.mode=adv"
+  "flat_keep_all|--config.mode=flat --config.attack.keep=all"
+  "base_loss_on_probs_lr1e-3|--config.mode=base --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
+)
+# all of the authors' switches but one (protocol=authors cannot turn a switch back to our default:
+# a key at its default takes the protocol's value, so these list the switches one by one)
+authors_all="--config.train.loss_on_probs=True --config.train.continuous=True --config.flat.entropy_reduction=padded_mean --config.flat.importance_positions=aligned --config.attack.keep=all --config.attack.model_mode=training --config.attack.grow_vocab=False --config.rounds=2"
+but() { local out=""; for f in $authors_all; do [[ "$f" == "$1"* ]] || out="$out $f"; done; echo "$out"; }
+queue_c=(
+  "flat_authors_but_entropy|--config.mode=flat$(but --config.flat.entropy_reduction)"
+  "flat_authors_but_continuous|--config.mode=flat$(but --config.train.continuous)"
+  "flat_authors_but_keep_all|--config.mode=flat$(but --config.attack.keep)"
+  "flat_authors_but_grow_vocab|--config.mode=flat$(but --config.attack.grow_vocab)"
+  "flat_authors_but_training_mode|--config.mode=flat$(but --config.attack.model_mode)"
+  "flat_authors_but_loss_on_probs|--config.mode=flat$(but --config.train.loss_on_probs)"
 )
 # factors of the setting, not of the authors' code: the synonym candidates' count (0.6: about the
 # official vectors' 45-50 a word) and 300-d vectors (spaCy md, rows rescaled to GloVe's mean norm)
-queue_c=(
+queue_d=(
   "base_cos06|--config.mode=base --config.attack.synonym_min_cos=0.6"
   "flat_cos06|--config.mode=flat --config.attack.synonym_min_cos=0.6"
   "base_spacy300|--config.mode=base --config.model.embeddings=spacy_md --config.model.embeddings_norm=4.5"
@@ -51,14 +69,17 @@ case "$stream" in
   a) queue=("${queue_a[@]}") ;;
   b) queue=("${queue_b[@]}") ;;
   c) queue=("${queue_c[@]}") ;;
-  *) echo "stream must be a, b or c" >&2; exit 2 ;;
+  d) queue=("${queue_d[@]}") ;;
+  *) echo "stream must be a, b, c or d" >&2; exit 2 ;;
 esac
 for seed in 1111 2222; do
   for entry in "${queue[@]}"; do
-    name="sst2_cnn_${entry%%|*}_s${seed}"
-    read -r -a flags <<< "${entry#*|}"
+    IFS='|' read -r label flags seeds <<< "$entry"
+    [[ " ${seeds:-1111 2222} " == *" $seed "* ]] || continue
+    name="sst2_cnn_${label}_s${seed}"
+    read -r -a flag_list <<< "$flags"
     echo "[study $(date +%H:%M:%S)] $name" >&2
-    if "$py" -m flat_jax.main "${common[@]}" --workdir "$runs/$name" "${flags[@]}" \
+    if "$py" -m flat_jax.main "${common[@]}" --workdir "$runs/$name" "${flag_list[@]}" \
         --config.seed=$seed > "$runs/$name.log" 2>&1; then
       mkdir -p "$out/$name"
       cp "$runs/$name/results.json" "$runs/$name/config.json" "$out/$name/"

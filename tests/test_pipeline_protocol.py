@@ -43,7 +43,7 @@ def test_continuous_schedule_attacks_the_last_epoch_and_keeps_the_best_adversari
   done = subprocess.run(_cli(reference), capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((reference / "results.json").read_text())
-  assert results["status"] == "trained" and results["rounds_done"] == 2
+  assert results["status"] == "trained" and results["rounds_done"] == 2 and "dev_after_attack" not in results
   assert [r["attacked_model"] for r in results["rounds"]] == [
       "train_flat_round_0/latest", "train_flat_round_1/latest"]
   # keep=all: every attacked example becomes a twin, skipped and failed ones too
@@ -60,6 +60,17 @@ def test_continuous_schedule_attacks_the_last_epoch_and_keeps_the_best_adversari
   assert results["model_stage"] == f"train_flat_round_{best_round}"
   assert results["dev_accuracy"] == max(rounds.values())
   assert results["protocol"]["continuous"] and results["flat"]["entropy_reduction"] == "padded_mean"
+
+  # robustness on dev for a finished run (selection among runs): the same dev sample for every run
+  dev = subprocess.run(_cli(reference, "--config.stage=evaluate", "--config.eval.dev_examples=6",
+                            "--config.eval.attacks=()"), capture_output=True, text=True)
+  assert dev.returncode == 0, dev.stderr[-3000:]
+  evaluated = json.loads((reference / "results.json").read_text())
+  assert evaluated["dev_after_attack"]["textfooler"]["num_examples"] == 6
+  assert not (reference / "attacks" / "test_textfooler.jsonl").exists()
+  from flat_jax.pipeline import dev_sample
+  records = [json.loads(l) for l in (reference / "attacks" / "dev_textfooler.jsonl").open()]
+  assert [r["index"] for r in records] == dev_sample(452, 6)
 
   killed = tmp_path / "killed"
   _kill_when(_cli(killed), lambda: (killed / "checkpoints" / "train_flat_round_1" / "latest" / "1").exists(),
