@@ -213,13 +213,17 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
   return [merged[i] for i in indices]
 
 
+PROGRESS_EVERY_S = 60.0
+
+
 def _run(job, tasks, out_path, workers, desc, done, total):
   bar = tqdm(total=total, initial=total - len(tasks), desc=desc, disable=None, mininterval=2.0)
   counts = {"successful": 0, "failed": 0, "skipped": 0}
   queries = []
-  start = time.perf_counter()
+  start = last_log = time.perf_counter()
 
   def add(record, f):
+    nonlocal last_log
     f.write(json.dumps(record) + "\n")
     f.flush()
     counts[record["status"]] += 1
@@ -229,6 +233,14 @@ def _run(job, tasks, out_path, workers, desc, done, total):
     bar.set_postfix(success=f"{100 * counts['successful'] / max(1, attacked):.0f}%",
                     queries=f"{np.mean(queries) if queries else 0:.0f}")
     bar.update(1)
+    now = time.perf_counter()
+    if now - last_log >= PROGRESS_EVERY_S:   # a log line, for logs that are not a terminal
+      last_log = now
+      finished = sum(counts.values())
+      rate = finished / max(now - start, 1e-9)
+      logging.info("%s: %d/%d, success rate %.1f%%, %.2f ex/s, about %.0f s left", desc,
+                   total - len(tasks) + finished, total, 100 * counts["successful"] / max(1, attacked),
+                   rate, (len(tasks) - finished) / max(rate, 1e-9))
 
   with open(out_path, "a", encoding="utf-8") as f:
     if workers <= 1:

@@ -105,3 +105,15 @@ def test_killed_generation_resumes_without_repeats(model_dir, test_split, tmp_pa
   assert [r["index"] for r in resumed] == list(range(25))
   for i, r in partial.items():
     assert resumed[i] == r
+
+
+def test_progress_lines_in_the_log_off_a_terminal(model_dir, test_split, tmp_path, monkeypatch, caplog):
+  """A log file gets done/total, success rate, rate and time left while an attack runs."""
+  from flat_jax.attacks import generate
+  monkeypatch.setattr(generate, "PROGRESS_EVERY_S", 0.0)
+  caplog.set_level("INFO")
+  attack_examples(_job(model_dir, "pwws"), test_split.texts, test_split.labels, tmp_path / "p.jsonl",
+                  indices=range(4), desc="pwws on test")
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pwws on test: ") and "/4" in r.getMessage()]
+  assert [l.split(":")[1].split(",")[0].strip() for l in lines] == ["1/4", "2/4", "3/4", "4/4"]
+  assert all("success rate" in l and "ex/s" in l and "s left" in l for l in lines)
