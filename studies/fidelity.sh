@@ -18,7 +18,7 @@ mkdir -p "$runs"
 common=(--config configs/sst2_cnn.py --config.attack.workers=2 --config.attack.num_examples=2000
         --config.eval.num_examples=500 "--config.eval.attacks=(\"textfooler\",\"pwws\")")
 
-# name | flags [| seeds] (one line a run; default seeds 1111 2222, seed 1111 of every entry first).
+# name | flags [| seeds] (in this order; default seeds 1111 2222).
 # CE on probabilities at the authors' base learning rate (0.01) collapses our CNN to one class
 # within the first epoch (GloVe 50-d inputs are larger than word2vec's: the first Adam steps saturate
 # the softmax, whose gradient then vanishes), so the loss_on_probs runs also train at 0.001, where it
@@ -27,23 +27,30 @@ common=(--config configs/sst2_cnn.py --config.attack.workers=2 --config.attack.n
 # the base and adv it is compared with, and the single switches most likely to carry the gain
 # (entropy, schedule) come first; "all but one" runs (queue c) say which switches it needs.
 queue_a=(
-  "base|--config.mode=base"
-  "flat_authors|--config.mode=flat --config.protocol=authors"
-  "flat_continuous|--config.mode=flat --config.train.continuous=True"
-  "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean"
-  "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False"
-  "flat_loss_on_probs_lr1e-3|--config.mode=flat --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
-  "flat_attack_training_mode|--config.mode=flat --config.attack.model_mode=training"
-  "flat_importance_aligned|--config.mode=flat --config.flat.importance_positions=aligned"
+  "base|--config.mode=base|1111"
+  "flat_authors|--config.mode=flat --config.protocol=authors|1111"
+  "flat_continuous|--config.mode=flat --config.train.continuous=True|1111"
+  "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean|1111"
+  "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False|1111"
+  "flat_loss_on_probs_lr1e-3|--config.mode=flat --config.train.loss_on_probs=True --config.train.learning_rate=0.001|1111"
+  "flat_attack_training_mode|--config.mode=flat --config.attack.model_mode=training|1111"
+  "flat_importance_aligned|--config.mode=flat --config.flat.importance_positions=aligned|1111"
+  "flat_continuous|--config.mode=flat --config.train.continuous=True|2222"
+  "flat_entropy_padded_mean|--config.mode=flat --config.flat.entropy_reduction=padded_mean|2222"
+  "flat_no_grow_vocab|--config.mode=flat --config.attack.grow_vocab=False|2222"
+  "flat_loss_on_probs_lr1e-3|--config.mode=flat --config.train.loss_on_probs=True --config.train.learning_rate=0.001|2222"
+  "flat_attack_training_mode|--config.mode=flat --config.attack.model_mode=training|2222"
+  "flat_importance_aligned|--config.mode=flat --config.flat.importance_positions=aligned|2222"
 )
 queue_b=(
   "base_loss_on_probs|--config.mode=base --config.train.loss_on_probs=True|1111"
-  "flat|--config.mode=flat"
+  "flat|--config.mode=flat|1111"
   "flat_authors|--config.mode=flat --config.protocol=authors|2222"
   "base|--config.mode=base|2222"
-  "adv|--config.mode=adv"
-  "flat_keep_all|--config.mode=flat --config.attack.keep=all"
-  "base_loss_on_probs_lr1e-3|--config.mode=base --config.train.loss_on_probs=True --config.train.learning_rate=0.001"
+  "adv|--config.mode=adv|1111 2222"
+  "flat|--config.mode=flat|2222"
+  "flat_keep_all|--config.mode=flat --config.attack.keep=all|1111 2222"
+  "base_loss_on_probs_lr1e-3|--config.mode=base --config.train.loss_on_probs=True --config.train.learning_rate=0.001|1111 2222"
 )
 # all of the authors' switches but one (protocol=authors cannot turn a switch back to our default:
 # a key at its default takes the protocol's value, so these list the switches one by one)
@@ -72,10 +79,9 @@ case "$stream" in
   d) queue=("${queue_d[@]}") ;;
   *) echo "stream must be a, b, c or d" >&2; exit 2 ;;
 esac
-for seed in 1111 2222; do
-  for entry in "${queue[@]}"; do
-    IFS='|' read -r label flags seeds <<< "$entry"
-    [[ " ${seeds:-1111 2222} " == *" $seed "* ]] || continue
+for entry in "${queue[@]}"; do
+  IFS='|' read -r label flags seeds <<< "$entry"
+  for seed in ${seeds:-1111 2222}; do
     name="sst2_cnn_${label}_s${seed}"
     read -r -a flag_list <<< "$flags"
     echo "[study $(date +%H:%M:%S)] $name" >&2
