@@ -20,8 +20,11 @@ python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
 if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null
-  else
-    echo "[setup] WordNet missing: install Debian's wordnet-base and wordnet-sense-index" >&2
+  elif ! "$venv/bin/python" -c "import nltk; nltk.data.find('corpora/wordnet')" 2>/dev/null; then
+    # NLTK's own WordNet serves as well (macOS, conda, no root); without either the attacks fail
+    echo "[setup] WordNet missing: install Debian's wordnet-base and wordnet-sense-index, or run" \
+         "$venv/bin/python -c \"import nltk; nltk.download('wordnet')\"; then run setup.sh again" >&2
+    exit 1
   fi
 fi
 echo "$want" > "$stamp"

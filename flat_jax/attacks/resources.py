@@ -100,13 +100,40 @@ def _write_if_changed(path: pathlib.Path, data: bytes) -> None:
     _atomic_write(path, data)
 
 
+WORDNET_SOURCE = ""   # which WordNet the attacks use, once install_nltk_data has run
+
+
+def _nltk_own_wordnet(exclude: set[pathlib.Path]) -> pathlib.Path | None:
+  """NLTK's own WordNet (nltk.download('wordnet'): corpora/wordnet/ or corpora/wordnet.zip) in a
+  folder of NLTK's search path, other than the folders flat_jax builds."""
+  import nltk.data
+  for folder in [pathlib.Path(p) for p in nltk.data.path]:
+    if folder in exclude:
+      continue
+    for candidate in (folder / "corpora" / "wordnet", folder / "corpora" / "wordnet.zip"):
+      if (candidate / "data.noun").is_file() or (candidate.suffix == ".zip" and candidate.is_file()):
+        return candidate
+  return None
+
+
 def _install_wordnet(nltk_data: pathlib.Path) -> None:
+  """WordNet for NLTK: NLTK's own when it is installed (any OS, no root), else Debian's files
+  copied into `nltk_data` (with the `lexnames` file NLTK needs and Debian lacks)."""
+  global WORDNET_SOURCE
+  own = _nltk_own_wordnet({nltk_data, *_installed_nltk_data})
+  if own is not None:
+    WORDNET_SOURCE = f"NLTK's WordNet at {own}"
+    logging.info("WordNet: %s", WORDNET_SOURCE)
+    return
   missing = [name for name in _WORDNET_FILES if not (DEBIAN_WORDNET / name).is_file()]
   if missing:
     raise ResourceError(
-        f"WordNet 3.0 files missing from {DEBIAN_WORDNET}: {', '.join(missing)}. Install Debian's "
-        "packages wordnet-base and wordnet-sense-index (setup.sh does this when run as root: "
-        "apt-get install wordnet-base wordnet-sense-index).")
+        f"WordNet 3.0 not found: neither NLTK's (run python -c \"import nltk; "
+        f"nltk.download('wordnet')\" where the network allows) nor Debian's files in {DEBIAN_WORDNET} "
+        f"(missing: {', '.join(missing)}; install Debian's packages wordnet-base and "
+        "wordnet-sense-index, which setup.sh does when run as root).")
+  WORDNET_SOURCE = f"Debian's WordNet 3.0 files from {DEBIAN_WORDNET}"
+  logging.info("WordNet: %s", WORDNET_SOURCE)
   target = nltk_data / "corpora" / "wordnet"
   target.mkdir(parents=True, exist_ok=True)
   for name in _WORDNET_FILES:

@@ -107,6 +107,20 @@ def test_missing_wordnet_says_what_to_install(tmp_path, monkeypatch):
     resources.install_nltk_data(tmp_path / "cache")
 
 
+def test_nltk_own_wordnet_is_used_without_debian_files(tmp_path, monkeypatch, cache_dir):
+  """macOS, conda, clusters: no /usr/share/wordnet, but nltk.download('wordnet') left NLTK's own."""
+  import shutil
+  import nltk.data
+  own = tmp_path / "user_nltk_data"
+  shutil.copytree(cache_dir / "nltk_data" / "corpora" / "wordnet", own / "corpora" / "wordnet")
+  monkeypatch.setattr(resources, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
+  monkeypatch.setattr(nltk.data, "path", [str(own)] + list(nltk.data.path))
+  monkeypatch.setenv("NLTK_DATA", os.environ.get("NLTK_DATA", ""))   # restored for later workers
+  resources.install_nltk_data(tmp_path / "cache")
+  assert resources.WORDNET_SOURCE == f"NLTK's WordNet at {own / 'corpora' / 'wordnet'}"
+  assert not (tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet").exists()   # nothing copied
+
+
 def test_wordnet_synonyms(cache_dir):
   movie = resources.wordnet_synonyms("Movie")
   assert "film" in movie and "movie" not in movie
