@@ -21,6 +21,7 @@ cannot change an attack's outcome (a substitution decided by the last bit did, b
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import zlib
 from typing import Callable, Sequence
@@ -141,7 +142,17 @@ class PredictionBridge:
 def textattack_wrapper(bridge: PredictionBridge):
   """A TextAttack ModelWrapper around the bridge (import textattack only after
   flat_jax.attacks.resources.prepare_textattack_environment())."""
+  from textattack.goal_functions import InputReduction, TargetedClassification, UntargetedClassification
   from textattack.models.wrappers import ModelWrapper
+  from textattack.shared import validators
+
+  # declare the bridge a classifier to TextAttack's goal-function check (else every attack worker
+  # warns "Unknown if model of class PredictionBridge compatible with goal function ...")
+  declared = rf"^{re.escape(PredictionBridge.__module__)}\.{PredictionBridge.__name__}$"
+  for goal in (TargetedClassification, UntargetedClassification, InputReduction):
+    globs = validators.MODELS_BY_GOAL_FUNCTION.setdefault(goal, [])
+    if declared not in globs:
+      globs.append(declared)
 
   class BridgeModelWrapper(ModelWrapper):
     def __init__(self, bridge):

@@ -101,3 +101,27 @@ def test_training_mode_bridge_is_noisy_but_one_function_of_the_text(trained):
   np.testing.assert_array_equal(again, first)                # the same text, the same noise
   other_seed = PredictionBridge.from_trained(model, noise_seed=2222)(texts[:40])
   assert np.abs(other_seed - first).max() > 1e-3
+
+
+def test_textattack_knows_the_bridge_as_a_classifier(trained):
+  """No 'Unknown if model of class PredictionBridge compatible' warning per worker and round."""
+  import logging
+  from flat_jax.attacks import resources
+  from flat_jax.attacks.bridge import textattack_wrapper
+  resources.prepare_textattack_environment()
+  from textattack.goal_functions import UntargetedClassification
+  from textattack.shared.utils import logger as textattack_logger   # its own handler, no propagation
+  model, _ = trained
+  messages = []
+  handler = logging.Handler()
+  handler.emit = lambda record: messages.append(record.getMessage())
+  level = textattack_logger.level
+  textattack_logger.addHandler(handler)
+  textattack_logger.setLevel(logging.INFO)
+  try:
+    UntargetedClassification(textattack_wrapper(PredictionBridge.from_trained(model)))
+  finally:
+    textattack_logger.removeHandler(handler)
+    textattack_logger.setLevel(level)
+  assert not [m for m in messages if "Unknown if model" in m]
+  assert [m for m in messages if "compatible with model PredictionBridge" in m]
