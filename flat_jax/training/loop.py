@@ -140,10 +140,22 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
   best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
   state = distributed.replicate(state, mesh)   # restored (and saved) as arrays over the whole mesh
   if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
+    fresh_state = state
     state, meta = restored
     start_epoch, best_dev, best_epoch = meta["epoch"], meta["best_dev_accuracy"], meta["best_epoch"]
     seconds = meta["seconds"]
-    best_params = checkpoints.restore_best_params(state.params)
+    best = checkpoints.restore_best(state.params)
+    if best is None:   # every best checkpoint damaged: the stage is trained again
+      logging.warning("%s: no readable best checkpoint; training this stage again", stage)
+      state, start_epoch, best_dev, best_epoch, seconds = fresh_state, 0, -1.0, -1, 0.0
+      best_params = None
+    else:
+      best_params, best_meta = best
+      if best_meta["best_epoch"] != best_epoch:   # the newest best was damaged: the one before
+        logging.warning("%s: best epoch %d lost; epoch %d (dev %.2f) is the best again", stage,
+                        best_epoch, best_meta["best_epoch"], best_meta["best_dev_accuracy"])
+        best_dev, best_epoch = best_meta["best_dev_accuracy"], best_meta["best_epoch"]
+    del fresh_state   # no second copy of the state through training
     logging.info("%s: resuming after epoch %d of %d (best dev %.2f at epoch %d)", stage, start_epoch,
                  epochs, best_dev, best_epoch)
   metrics.drop_after(stage, start_epoch)

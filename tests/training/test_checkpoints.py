@@ -50,6 +50,38 @@ def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path, caplog):
     restored, meta = StageCheckpoints(tmp_path / "stage").restore_latest(_state())
   assert meta["epoch"] == 1 and int(restored.step) == 1
   assert any("unreadable" in r.message for r in caplog.records)
+  # the damaged step is gone, so saving epoch 2 again really writes it (Orbax skips existing steps)
+  assert not newest.exists()
+  again = StageCheckpoints(tmp_path / "stage")
+  again.save(2, state, {"epoch": 2, "best_dev_accuracy": 1.0, "best_epoch": 1, "seconds": 0.0}, is_best=False)
+  restored, meta = StageCheckpoints(tmp_path / "stage").restore_latest(_state())
+  assert meta["epoch"] == 2 and int(restored.step) == 2
+
+
+def _garble(folder):
+  for root, _, files in os.walk(folder):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+
+
+def test_damaged_best_falls_back_to_the_previous_best(tmp_path, caplog):
+  ckpt = StageCheckpoints(tmp_path / "stage")
+  state, saved = _state(), {}
+  for epoch, dev in ((1, 60.0), (2, 55.0), (3, 70.0)):
+    state = state.apply_gradients(jax.tree.map(jnp.ones_like, state.params))
+    best = dev >= 60.0
+    ckpt.save(epoch, state, {"epoch": epoch, "best_dev_accuracy": 70.0 if epoch == 3 else 60.0,
+                             "best_epoch": 3 if epoch == 3 else 1, "seconds": 0.0}, is_best=best)
+    saved[epoch] = state.params
+  _garble(tmp_path / "stage" / "best" / "3")
+  with caplog.at_level(logging.WARNING):
+    params, meta = StageCheckpoints(tmp_path / "stage").restore_best(_state().params)
+    loaded = load_params(tmp_path / "stage")
+  assert meta["best_epoch"] == 1 and meta["best_dev_accuracy"] == 60.0
+  np.testing.assert_array_equal(params["dense"]["kernel"], saved[1]["dense"]["kernel"])
+  np.testing.assert_array_equal(loaded["dense"]["kernel"], saved[1]["dense"]["kernel"])
+  assert any("best/3 unreadable" in r.message for r in caplog.records)
 
 
 def test_merge_params_takes_matching_arrays_and_keeps_new_ones():
