@@ -199,4 +199,6 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
       checkpoints.save(epoch + 1, state, {"epoch": epoch + 1, "best_dev_accuracy": best_dev,
                                           "best_epoch": best_epoch, "seconds": seconds},
                        is_best=is_best)
+  if checkpoints is not None:
+    checkpoints.close()   # Orbax's managers hold threads and handles until closed
   return FitResult(state, best_params, best_dev, best_epoch, seconds)
