@@ -88,7 +88,15 @@ def _read_text_vectors(path: pathlib.Path, wanted: set[str], has_header: bool):
 def _read_word2vec_bin(path: pathlib.Path, wanted: set[str]):
   vectors = {}
   with open(path, "rb") as f:
-    count, dim = (int(x) for x in f.readline().split())
+    header = f.readline(200)
+    try:
+      count, dim = (int(x) for x in header.split())
+      if count <= 0 or dim <= 0:
+        raise ValueError
+    except ValueError:
+      raise EmbeddingError(f"{path}:1: not a word2vec binary file (expected a 'count dim' header, "
+                           f"found {header[:40]!r}); pass model.embeddings_format if the format was "
+                           f"guessed wrong") from None
     width = 4 * dim
     for row in range(count):
       chars = []

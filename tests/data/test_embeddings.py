@@ -86,3 +86,10 @@ def test_rows_rescaled_to_one_norm(tmp_path):
   np.testing.assert_allclose(m[vocab.index["good"]], np.array(VECTORS["good"]) * 2 / np.linalg.norm(VECTORS["good"]),
                              rtol=1e-5)
   assert np.all(np.abs(m[vocab.index["unseen"]]) <= 0.01)      # only pretrained rows
+
+
+def test_a_garbage_word2vec_binary_is_named_not_a_traceback(tmp_path):
+  path = tmp_path / "vectors.bin"
+  path.write_bytes(b"\x00\x13garbage\xff\xfe" * 50)
+  with pytest.raises(EmbeddingError, match=r"vectors.bin:1: not a word2vec binary file"):
+    load_embeddings(_vocab(), str(path))
