@@ -16,6 +16,7 @@ import os
 import pathlib
 import queue as queue_lib
 import random
+import threading
 import time
 from typing import Sequence
 
@@ -106,8 +107,14 @@ class _Attacker:
     return _record(index, label, self.attack.attack(text, label))
 
 
-def _worker(job: AttackJob, tasks, results, threads: int | None = None) -> None:
+def _worker(job: AttackJob, tasks, results, threads: int | None = None,
+            parent: int | None = None) -> None:
+  """Attacks the tasks it pulls until a None. Leaves as soon as its parent (`parent` pid) is gone:
+  a run killed with SIGKILL or SIGTERM runs no clean-up, and its workers would go on attacking the
+  rest of the queue for nobody."""
   logging.getLogger().setLevel(logging.WARNING)
+  if parent is not None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
   try:
     runtime.enable_compilation_cache()
   except Exception as e:  # only slower without it
@@ -126,6 +133,12 @@ def _worker(job: AttackJob, tasks, results, threads: int | None = None) -> None:
     except Exception as e:
       results.put(("error", f"example {task[0]}: {type(e).__name__}: {e}"))
       return
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+  while os.getppid() == parent:
+    time.sleep(every_s)
+  os._exit(0)
 
 
 def _available_cpus() -> int:
@@ -257,7 +270,7 @@ def _run(job, tasks, out_path, workers, desc, done, total):
       # each worker gets its share of the cores for the encoder's BLAS: more threads than cores
       # only make the processes wait for one another
       threads = max(1, _available_cpus() // workers)
-      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue, threads),
+      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue, threads, os.getpid()),
                            daemon=True)
                for _ in range(workers)]
       for p in procs:

@@ -117,3 +117,42 @@ def test_progress_lines_in_the_log_off_a_terminal(model_dir, test_split, tmp_pat
   lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pwws on test: ") and "/4" in r.getMessage()]
   assert [l.split(":")[1].split(",")[0].strip() for l in lines] == ["1/4", "2/4", "3/4", "4/4"]
   assert all("success rate" in l and "ex/s" in l and "s left" in l for l in lines)
+
+
+def _processes_with(marker: str) -> list[int]:
+  pids = []
+  for entry in __import__("pathlib").Path("/proc").iterdir():
+    if entry.name.isdigit():
+      try:
+        if marker.encode() in (entry / "environ").read_bytes():
+          pids.append(int(entry.name))
+      except OSError:
+        continue
+  return pids
+
+
+def test_workers_leave_when_their_run_is_killed(model_dir, tmp_path):
+  """SIGKILL runs no clean-up: the attack workers must notice on their own that the run is gone."""
+  import os
+  import uuid
+  marker = f"FLAT_JAX_TEST_MARKER={uuid.uuid4().hex}"
+  out = tmp_path / "out.jsonl"
+  code = ("from flat_jax.attacks.generate import AttackJob, attack_examples;"
+          "from flat_jax.config import preset; from flat_jax.data.datasets import load_dataset;"
+          "t = load_dataset(preset('sst2','cnn').data).test;"
+          f"attack_examples(AttackJob({str(model_dir)!r}, 'textfooler'), t.texts, t.labels, {str(out)!r},"
+          " indices=range(200), workers=2)")
+  env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+  proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env=env)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None and len(read_records(out)) < 3:
+    time.sleep(0.05)
+  workers = [p for p in _processes_with(marker) if p != proc.pid]
+  assert len(workers) >= 2
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  deadline = time.time() + 30
+  while time.time() < deadline and _processes_with(marker):
+    time.sleep(0.2)
+  assert not _processes_with(marker), "attack workers outlived their killed run"
