@@ -38,6 +38,8 @@ from absl import app, flags
 from flat_jax import config as config_lib
 
 FLAGS = flags.FLAGS
+# Settings more than this many points of dev accuracy below the grid's best are not chosen.
+MAX_ACCURACY_DROP = 3.0
 flags.DEFINE_string("config", None, "Config file of every point (configs/<dataset>_<model>.py).")
 flags.DEFINE_string("workdir", None, "Directory of the sweep: one workdir per point under it.")
 flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,...: a config key and its values (repeatable; "
@@ -46,6 +48,8 @@ flags.DEFINE_integer("dev_examples", 300, "Dev examples attacked per point for t
 flags.DEFINE_integer("parallel", 1, "Points run at once on this host (one process each).")
 flags.DEFINE_string("shard", "", "I/N: run only the points i with i %% N == I (several hosts).")
 flags.DEFINE_bool("select_only", False, "Run nothing; collect the finished points and select.")
+flags.DEFINE_float("max_accuracy_drop", MAX_ACCURACY_DROP, "Points whose dev accuracy is more than "
+                   "this below the best point's are not chosen (a collapsed model looks robust).")
 
 
 # Settings that change neither the base stage nor the attack on the base model (round 1) when the
@@ -142,8 +146,11 @@ def _progress(point_dir: pathlib.Path) -> str:
   return "starting"
 
 
-def select(rows: list[dict]) -> dict | None:
-  """The best setting: highest mean dev after-attack accuracy over its seeds, then dev accuracy."""
+def select(rows: list[dict], max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict | None:
+  """The best setting: highest mean dev after-attack accuracy over its seeds, then dev accuracy,
+  among the settings whose mean dev accuracy is within `max_accuracy_drop` points of the best one's.
+  (A model that predicts one class is 'robust' at the majority rate: without the floor, a
+  collapsed point wins.)"""
   settings = {}
   for row in rows:
     if "dev_after_attack" not in row:
@@ -156,15 +163,19 @@ def select(rows: list[dict]) -> dict | None:
     members = item[1]
     return (sum(r["dev_after_attack"] for r in members) / len(members),
             sum(r["dev_accuracy"] for r in members) / len(members))
-  key, members = max(settings.items(), key=score)
+  best_accuracy = max(score(item)[1] for item in settings.items())
+  eligible = {k: v for k, v in settings.items() if score((k, v))[1] >= best_accuracy - max_accuracy_drop}
+  key, members = max(eligible.items(), key=score)
   mean_aa, mean_acc = score((key, members))
   return {"settings": dict(key), "points": [r["point"] for r in members], "seeds": len(members),
-          "dev_after_attack": mean_aa, "dev_accuracy": mean_acc}
+          "dev_after_attack": mean_aa, "dev_accuracy": mean_acc,
+          "accuracy_floor": best_accuracy - max_accuracy_drop}
 
 
-def write_summary(workdir: pathlib.Path, grid, points: list[Point], dev_examples: int) -> dict:
+def write_summary(workdir: pathlib.Path, grid, points: list[Point], dev_examples: int,
+                  max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict:
   rows = [_summary(workdir, p) for p in points]
-  chosen = select(rows)
+  chosen = select(rows, max_accuracy_drop)
   summary = {"grid": {k: v for k, v in grid}, "dev_examples": dev_examples, "points": rows,
              "chosen": chosen,
              "complete": all("dev_after_attack" in r for r in rows)}
@@ -175,13 +186,17 @@ def write_summary(workdir: pathlib.Path, grid, points: list[Point], dev_examples
 
 def render_markdown(summary: dict) -> str:
   keys = list(summary["grid"])
+  floor = (summary["chosen"] or {}).get("accuracy_floor")
   lines = [f"Sweep: after-attack accuracy on {summary['dev_examples']} seeded dev examples "
-           "(selection), dev accuracy (tie-break); percent.", "",
+           "(selection), dev accuracy (tie-break); percent."
+           + (f" Points below dev accuracy {floor:.2f} (the best minus the allowed drop) are not "
+              "chosen." if floor is not None else ""), "",
            "| " + " | ".join(keys) + " | status | dev AA | dev acc |",
            "|" + "---|" * (len(keys) + 3)]
   chosen = set((summary["chosen"] or {}).get("points", []))
   for row in summary["points"]:
-    mark = " **chosen**" if row["point"] in chosen else ""
+    mark = " **chosen**" if row["point"] in chosen else (
+        " (below the accuracy floor)" if floor is not None and row.get("dev_accuracy", 100.0) < floor else "")
     figures = (f"{row['dev_after_attack']:.2f} | {row['dev_accuracy']:.2f}"
                if "dev_after_attack" in row else "- | -")
     lines.append("| " + " | ".join(str(row["settings"][k]) for k in keys)
@@ -243,7 +258,7 @@ def _parse_shard(spec: str) -> tuple[int, int]:
 
 def run_sweep(config_path: str, workdir, grid_specs: Sequence[str], extra: Sequence[str], *,
               dev_examples: int = 300, parallel: int = 1, shard: str = "",
-              select_only: bool = False) -> dict:
+              select_only: bool = False, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict:
   workdir = pathlib.Path(workdir)
   grid = parse_grid(grid_specs)
   if not grid:
@@ -297,8 +312,8 @@ def run_sweep(config_path: str, workdir, grid_specs: Sequence[str], extra: Seque
         logging.info("[sweep] %s done: dev AA %.2f, dev accuracy %.2f (%d/%d points, %.0f s)",
                      point.name, row.get("dev_after_attack", float("nan")),
                      row.get("dev_accuracy", float("nan")), done, len(mine), time.time() - started)
-      write_summary(workdir, grid, points, dev_examples)
-  summary = write_summary(workdir, grid, points, dev_examples)
+      write_summary(workdir, grid, points, dev_examples, max_accuracy_drop)
+  summary = write_summary(workdir, grid, points, dev_examples, max_accuracy_drop)
   if summary["chosen"]:
     logging.info("[sweep] chosen: %s (dev AA %.2f)%s", summary["chosen"]["settings"],
                  summary["chosen"]["dev_after_attack"],
@@ -316,7 +331,7 @@ def main(argv):
   try:
     summary = run_sweep(FLAGS.config, FLAGS.workdir, FLAGS.grid, extra,
                         dev_examples=FLAGS.dev_examples, parallel=FLAGS.parallel, shard=FLAGS.shard,
-                        select_only=FLAGS.select_only)
+                        select_only=FLAGS.select_only, max_accuracy_drop=FLAGS.max_accuracy_drop)
   except SweepError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -45,13 +45,18 @@ def test_grid_parsing_names_bad_keys_and_builds_the_product():
 def test_selection_by_dev_robustness_then_dev_accuracy_and_mean_over_seeds():
   rows = [{"point": "a", "settings": {"flat.beta": "1", "seed": "1"}, "dev_after_attack": 20.0, "dev_accuracy": 80.0},
           {"point": "b", "settings": {"flat.beta": "1", "seed": "2"}, "dev_after_attack": 10.0, "dev_accuracy": 80.0},
-          {"point": "c", "settings": {"flat.beta": "2", "seed": "1"}, "dev_after_attack": 16.0, "dev_accuracy": 70.0},
-          {"point": "d", "settings": {"flat.beta": "2", "seed": "2"}, "dev_after_attack": 16.0, "dev_accuracy": 70.0},
+          {"point": "c", "settings": {"flat.beta": "2", "seed": "1"}, "dev_after_attack": 16.0, "dev_accuracy": 78.0},
+          {"point": "d", "settings": {"flat.beta": "2", "seed": "2"}, "dev_after_attack": 16.0, "dev_accuracy": 78.0},
           {"point": "e", "settings": {"flat.beta": "3", "seed": "1"}, "status": "running"}]
   chosen = sweep.select(rows)
   assert chosen["settings"] == {"flat.beta": "2"} and chosen["seeds"] == 2   # 16 > mean(20, 10)
   rows[2]["dev_after_attack"] = rows[3]["dev_after_attack"] = 15.0           # a tie on robustness
   assert sweep.select(rows)["settings"] == {"flat.beta": "1"}                # dev accuracy decides
+  # a collapsed point (one class: 'robust' at the majority rate) is below the accuracy floor
+  rows.append({"point": "f", "settings": {"flat.beta": "9", "seed": "1"}, "dev_after_attack": 49.0,
+               "dev_accuracy": 51.6})
+  assert sweep.select(rows)["settings"] == {"flat.beta": "1"}
+  assert sweep.select(rows, max_accuracy_drop=40.0)["settings"] == {"flat.beta": "9"}
 
 
 def test_sweep_selects_on_dev_and_resumes_after_a_kill(tmp_path, shared_data):
