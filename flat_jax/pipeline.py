@@ -89,6 +89,10 @@ def _check_supported(config) -> None:
     raise RunError(f"{' and '.join(needs_lm)} need a masked language model: set attack.masked_lm to a "
                    f"Hugging Face masked-LM folder (none exists offline), or drop them from "
                    f"eval.attacks / attack.recipe")
+  if config.train.continuous and config.train.schedule == "linear" and config.mode != "base":
+    raise RunError("train.continuous with train.schedule=linear: the schedule's step count carries "
+                   "over from the clean epochs, so the rounds would train at learning rate 0; use "
+                   "train.schedule=constant with the continuous schedule")
   if config.model.name not in config_lib.TRANSFORMERS:
     return
   if config.model.from_scratch and config.model.scratch_hidden % config.model.scratch_heads:

@@ -218,8 +218,9 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
 def shares_base(grid, extra: Sequence[str]) -> bool:
   """Whether the points can share the base stage and round 1's attack: the grid varies only
   FLAT_ONLY_KEYS and the run is not on the continuous schedule (whose first stage is FLAT's)."""
-  continuous = any(a.split("=", 1)[0] in ("--config.train.continuous", "--config.protocol")
-                   and a.split("=", 1)[1].strip().lower() in ("true", "1", "authors") for a in extra)
+  continuous = any(a.partition("=")[0] in ("--config.train.continuous", "--config.protocol")
+                   and (a.partition("=")[2] or "true").strip().lower() in ("true", "1", "authors")
+                   for a in extra)
   return not continuous and all(key in FLAT_ONLY_KEYS for key, _ in grid)
 
 

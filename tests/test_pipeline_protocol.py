@@ -83,3 +83,16 @@ def test_continuous_schedule_attacks_the_last_epoch_and_keeps_the_best_adversari
   assert again == results
   assert ((killed / "adversarial" / "round_2.jsonl").read_text()
           == (reference / "adversarial" / "round_2.jsonl").read_text())
+
+
+def test_continuous_with_a_linear_schedule_is_refused_and_a_bare_bool_flag_parses():
+  """The carried optimiser state holds the schedule's count: the rounds would train at rate 0."""
+  import pytest
+  from flat_jax import pipeline, sweep
+  c = config_lib.preset("sst2", "bert")
+  c.mode, c.train.continuous = "flat", True
+  with pytest.raises(pipeline.RunError, match="learning rate 0"):
+    pipeline._check_supported(c)
+  grid = sweep.parse_grid(["flat.beta=0.1,1"])
+  assert not sweep.shares_base(grid, ["--config.train.continuous"])
+  assert sweep.shares_base(grid, ["--config.train.continuous=False"])

@@ -245,7 +245,10 @@ def analyze_run(workdir, *, train_texts: Sequence[str] | None = None,
   if synonym_space is None:
     config = json.loads((workdir / "config.json").read_text())
     synonym_space = offline_synonym_space(config["attack"].get("synonym_vectors") or None)
-  return analyze(np.load(workdir / "importance.npy"), Vocab.load(workdir / "vocab.json").words,
+  phi = np.load(workdir / "importance.npy")
+  # the model's own vocabulary: an earlier round's model (continuous schedule) predates the words
+  # later rounds added to vocab.json
+  return analyze(phi, Vocab.load(workdir / "vocab.json").prefix(len(phi) + 2).words,
                  training_texts(workdir) if train_texts is None else train_texts,
                  adversarial_records(workdir), synonym_space=synonym_space,
                  num_words=num_words, num_synonyms=num_synonyms, seed=seed)

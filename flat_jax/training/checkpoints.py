@@ -76,6 +76,13 @@ class StageCheckpoints:
       return restored["params"], dict(restored["meta"])
     return None
 
+  def clear_latest(self) -> None:
+    """Removes every latest/ step (the stage is trained again: Orbax skips saving a step at or
+    below its newest one, so the old steps would shadow the new epochs)."""
+    for step in self.latest.all_steps():
+      shutil.rmtree(self.directory / "latest" / str(step), ignore_errors=True)
+    self.latest.reload()
+
   def restore_best_params(self, params_like):
     restored = self.restore_best(params_like)
     return None if restored is None else restored[0]

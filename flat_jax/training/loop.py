@@ -147,6 +147,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     best = checkpoints.restore_best(state.params)
     if best is None:   # every best checkpoint damaged: the stage is trained again
       logging.warning("%s: no readable best checkpoint; training this stage again", stage)
+      checkpoints.clear_latest()
       state, start_epoch, best_dev, best_epoch, seconds = fresh_state, 0, -1.0, -1, 0.0
       best_params = None
     else:
