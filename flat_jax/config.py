@@ -135,6 +135,11 @@ def base_config() -> ml_collections.ConfigDict:
   # for every run, with attack.recipe (inference mode) -> results.json "dev_after_attack"; 0 = off.
   # Test examples are never used for selection
   c.eval.dev_examples = 0
+  # the temperature the evaluation attacks (dev and test) query the model at, softmax(logits / T).
+  # 0 = fitted on dev (NLL), which undoes the float32 saturation of an over-confident model
+  # (flat_jax/attacks/calibration.py: a saturated model blinds score-based attacks); 1.0 = the raw
+  # probabilities, as TextAttack and the authors' evaluation query them
+  c.eval.attack_temperature = 0.0
   c.eval.interpret = ("ig",)
   c.eval.ig_steps = 50
   c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
@@ -215,6 +220,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,
     "eval.dev_examples": _non_negative,
+    "eval.attack_temperature": _non_negative,
     "eval.interpret": _subset_of(INTERPRETERS),
     "eval.ig_steps": _positive,
     "eval.lime_pairs": _positive,

@@ -380,10 +380,36 @@ def _piece_apply(model):
   return apply_fn
 
 
-def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False) -> AttackJob:
+def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False,
+                temperature: float = 1.0) -> AttackJob:
   return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
                    config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget,
-                   training_mode=training_mode, synonym_min_cos=config.attack.synonym_min_cos)
+                   training_mode=training_mode, synonym_min_cos=config.attack.synonym_min_cos,
+                   temperature=temperature)
+
+
+CALIBRATED = "calibrated on dev"
+
+
+def _attack_temperature(config, workdir, dataset, results, model_stage: str) -> float:
+  """The temperature the evaluation attacks (dev and test) query the model at
+  (eval.attack_temperature): fitted on dev once per model (0) (flat_jax.attacks.calibration), or the
+  number given. Round attacks keep T = 1 (they are part of the training protocol)."""
+  from flat_jax.attacks import calibration
+  from flat_jax.training.artifacts import load_trained
+  setting = config.eval.attack_temperature
+  if setting:
+    results["attack_temperature"] = {"value": float(setting), "source": "eval.attack_temperature"}
+    return float(setting)
+  saved = results.get("attack_temperature", {})
+  if saved.get("source") == CALIBRATED and saved.get("stage") == model_stage:
+    return saved["value"]
+  fit = calibration.calibrate(load_trained(workdir, model_stage), dataset.dev.texts, dataset.dev.labels)
+  results["attack_temperature"] = {"source": CALIBRATED, "stage": model_stage, **fit}
+  write_results(workdir, results)
+  logging.info("attack temperature %s (dev NLL %.4f at T=1, %.4f at T; %.0f%% of dev saturated at T=1)",
+               fit["value"], fit["nll_at_1"], fit["nll"], 100 * fit["saturated"])
+  return fit["value"]
 
 
 def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
@@ -424,24 +450,30 @@ def _dev_robustness(config, workdir, dataset, results, model_stage: str) -> None
   the training recipe in inference mode -> results["dev_after_attack"]. Used to select settings."""
   indices = dev_sample(len(dataset.dev), config.eval.dev_examples)
   recipe = config.attack.recipe
+  temperature = _attack_temperature(config, workdir, dataset, results, model_stage)
   records = _timed_attack(results, f"attack_dev_{recipe}", workdir / "attacks" / f"dev_{recipe}.jsonl",
-                          indices, job=_attack_job(config, workdir, recipe, model_stage),
+                          indices, job=_attack_job(config, workdir, recipe, model_stage,
+                                                   temperature=temperature),
                           texts=dataset.dev.texts, labels=dataset.dev.labels,
                           workers=config.attack.workers, desc=f"{recipe} on dev")
-  results["dev_after_attack"] = {recipe: summarize(records)}
+  results["dev_after_attack"] = {recipe: {**summarize(records), "temperature": temperature}}
   write_results(workdir, results)
   logging.info("after %s on %d dev examples: %s", recipe, len(indices), results["dev_after_attack"][recipe])
 
 
-def _after_attack(config, workdir, results, texts, labels, model_stage: str) -> None:
+def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
   """After-attack figures on the first eval.num_examples test examples, per eval.attacks recipe."""
+  texts, labels = dataset.test.texts, dataset.test.labels
   count = min(config.eval.num_examples or len(texts), len(texts))
+  temperature = (_attack_temperature(config, workdir, dataset, results, model_stage)
+                 if config.eval.attacks else 1.0)
   for recipe in config.eval.attacks:
     records = _timed_attack(results, f"attack_test_{recipe}", workdir / "attacks" / f"test_{recipe}.jsonl",
-                            range(count), job=_attack_job(config, workdir, recipe, model_stage),
+                            range(count), job=_attack_job(config, workdir, recipe, model_stage,
+                                                          temperature=temperature),
                             texts=texts, labels=labels, workers=config.attack.workers,
                             desc=f"{recipe} on test")
-    results["after_attack"][recipe] = summarize(records)
+    results["after_attack"][recipe] = {**summarize(records), "temperature": temperature}
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
     _interpret(config, workdir, results, recipe, records, model_stage)
@@ -536,6 +568,8 @@ def _run(config, workdir) -> dict:
                           "attack_model_mode": config.attack.model_mode,
                           "grow_vocab": config.attack.grow_vocab},
              "rounds": [], "after_attack": previous.get("after_attack", {}),
+             **({"attack_temperature": previous["attack_temperature"]}
+                if "attack_temperature" in previous else {}),
              "interpretation": previous.get("interpretation", {}),
              "timings_s": timings}
   write_results(workdir, results)
@@ -619,8 +653,7 @@ def _run(config, workdir) -> dict:
   logging.info("%s %s %s: dev %.2f, test %.2f", config.data.name, config.model.name, config.mode,
                results["dev_accuracy"], results["standard_accuracy"])
   if config.stage == "all":
-    _after_attack(config, workdir, results, data.dataset.test.texts, data.dataset.test.labels,
-                  latest_stage)
+    _after_attack(config, workdir, results, data.dataset, latest_stage)
     results["status"] = "finished"
     write_results(workdir, results)
     if distributed.is_primary():
@@ -679,6 +712,5 @@ def evaluate_attacks(config, workdir) -> dict:
   results.setdefault("timings_s", {})
   if config.eval.dev_examples:   # robustness on dev, e.g. to select among finished runs
     _dev_robustness(config, workdir, dataset, results, results["model_stage"])
-  _after_attack(config, workdir, results, dataset.test.texts, dataset.test.labels,
-                results["model_stage"])
+  _after_attack(config, workdir, results, dataset, results["model_stage"])
   return results

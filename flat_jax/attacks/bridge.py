@@ -11,6 +11,13 @@ The noise of a text is keyed by the seed and the text itself, so a text's probab
 one fixed function of the text (the cache and the one-shape rule keep holding) while two texts, even
 one word apart, see independent noise.
 
+With `temperature` T the probabilities are softmax(logits / T). The prediction is unchanged, but a
+model whose logits are far apart (margins of 100 and more, as cross-entropy on probabilities trains
+them) has float32 probabilities of exactly 1.0: every word deletion and substitution then scores the
+same, and a score-based search (TextFooler, PWWS) is blinded without the model being any more
+robust. A temperature calibrated on dev (flat_jax.attacks.calibration) gives the attack back the
+ordering it needs. `output="logits"` returns the logits themselves (for that calibration).
+
 Why one batch size: XLA's CPU kernels round differently for different batch shapes (an LSTM's
 probabilities for the same text differ in the last bit between a batch of 16 and one of 32; the
 CNN's between 1 and 16), while within one shape a row's result depends on neither its position nor
@@ -65,19 +72,26 @@ class PredictionBridge:
 
   @classmethod
   def from_trained(cls, trained: TrainedModel, noise_seed: int | None = None,
+                   temperature: float = 1.0, output: str = "probabilities",
                    **kwargs) -> "PredictionBridge":
+    if output not in ("probabilities", "logits"):
+      raise ValueError(f"output must be 'probabilities' or 'logits', not {output!r}")
+    if not temperature > 0:
+      raise ValueError(f"temperature must be > 0, not {temperature}")
     max_length = trained.config.data.max_length
     model = trained.model
 
+    def to_output(logits):
+      return logits if output == "logits" else jax.nn.softmax(logits / temperature, axis=-1)
+
     def predict(params, ids):
-      logits = model.apply({"params": params}, ids, deterministic=True)["logits"]
-      return jax.nn.softmax(logits, axis=-1)
+      return to_output(model.apply({"params": params}, ids, deterministic=True)["logits"])
 
     def predict_noisy(params, ids, keys):
       def one(row, key):
         rngs = {"dropout": jax.random.fold_in(key, 0), "mask": jax.random.fold_in(key, 1)}
         return model.apply({"params": params}, row[None], deterministic=False, rngs=rngs)["logits"][0]
-      return jax.nn.softmax(jax.vmap(one)(ids, keys), axis=-1)
+      return to_output(jax.vmap(one)(ids, keys))
 
     if noise_seed is not None:
       predict = predict_noisy

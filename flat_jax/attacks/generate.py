@@ -39,6 +39,7 @@ class AttackJob:
   query_budget: int = 0
   training_mode: bool = False   # query the model with sampled masks and dropout (the authors' rounds)
   synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
+  temperature: float = 1.0      # the model's probabilities are softmax(logits / temperature)
 
 
 def read_records(path) -> dict[int, dict]:
@@ -56,6 +57,13 @@ def read_records(path) -> dict[int, dict]:
   return records
 
 
+def _current_records(path, job: AttackJob) -> dict[int, dict]:
+  """read_records without the records made at another temperature (records before temperatures
+  were recorded were made at 1)."""
+  return {i: r for i, r in read_records(path).items()
+          if r.get("temperature", 1.0) == job.temperature}
+
+
 def _write_records(path: pathlib.Path, records: dict[int, dict]) -> None:
   path.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)), encoding="utf-8")
 
@@ -65,7 +73,7 @@ def records_by_index(path) -> list[dict]:
   return [record for _, record in sorted(read_records(path).items())]
 
 
-def _record(index: int, label: int, result) -> dict:
+def _record(index: int, label: int, result, temperature: float) -> dict:
   from textattack.attack_results import FailedAttackResult, SkippedAttackResult
   original = result.original_result.attacked_text.text
   perturbed = result.perturbed_result.attacked_text.text
@@ -77,7 +85,8 @@ def _record(index: int, label: int, result) -> dict:
           "perturbed": perturbed, "queries": int(result.perturbed_result.num_queries),
           "original_output": int(result.original_result.output),
           "perturbed_output": int(result.perturbed_result.output),
-          "replaced": [list(p) for p in pairs], "perturbed_fraction": len(pairs) / words}
+          "replaced": [list(p) for p in pairs], "perturbed_fraction": len(pairs) / words,
+          "temperature": temperature}
 
 
 class _Attacker:
@@ -92,7 +101,8 @@ class _Attacker:
     from flat_jax.training.artifacts import load_trained
     self.job = job
     self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None),
-                                                noise_seed=job.seed if job.training_mode else None)
+                                                noise_seed=job.seed if job.training_mode else None,
+                                                temperature=job.temperature)
     res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget,
                           job.synonym_min_cos)
     self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
@@ -104,7 +114,7 @@ class _Attacker:
     np.random.seed((self.job.seed + index) % 2**32)
     import torch
     torch.manual_seed(self.job.seed + index)
-    return _record(index, label, self.attack.attack(text, label))
+    return _record(index, label, self.attack.attack(text, label), self.job.temperature)
 
 
 def _worker(job: AttackJob, tasks, results, threads: int | None = None,
@@ -174,15 +184,15 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
   indices = list(range(len(texts))) if indices is None else list(indices)
   if distributed.process_count() > 1:
     return _attack_shard(job, texts, labels, out_path, workers, indices, desc)
-  done = read_records(out_path)
-  if done:   # rewrite without a possibly truncated last line
+  done = _current_records(out_path, job)
+  if done or out_path.exists():   # rewrite without a truncated last line or stale records
     _write_records(out_path, done)
   todo = [i for i in indices if i not in done]
   if todo:
     logging.info("%s: %d examples to attack (%d already in %s), %d worker(s)", desc, len(todo),
                  len(indices) - len(todo), out_path, workers)
     _run(job, [(i, texts[i], int(labels[i])) for i in todo], out_path, workers, desc, done, len(indices))
-  records = read_records(out_path)
+  records = _current_records(out_path, job)
   return [records[i] for i in indices]
 
 
@@ -196,10 +206,10 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
   Per-example seeds make the merged set the one a single process would have made."""
   me, count = distributed.process_index(), distributed.process_count()
   distributed.barrier(f"attack {out_path.name}: model saved")   # the model the workers load
-  merged = read_records(out_path)
+  merged = _current_records(out_path, job)
   part = shard_path(out_path, me, count)
-  mine_done = read_records(part)
-  if mine_done:   # rewrite without a possibly truncated last line
+  mine_done = _current_records(part, job)
+  if mine_done or part.exists():   # rewrite without a possibly truncated last line
     _write_records(part, mine_done)
   done = {**merged, **mine_done}
   mine = indices[me::count]
@@ -211,7 +221,7 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
          f"{desc} [process {me}]", {}, len(mine))
   distributed.barrier(f"attack {out_path.name}: parts written")
   for process in range(count):
-    merged.update(read_records(shard_path(out_path, process, count)))
+    merged.update(_current_records(shard_path(out_path, process, count), job))
   missing = [i for i in indices if i not in merged]
   distributed.barrier(f"attack {out_path.name}: parts read")
   if missing:
