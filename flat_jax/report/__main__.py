@@ -5,7 +5,8 @@ from run directories (or their results.json files).
 of FILE (e.g. REPRODUCTION.md), so a document's prose stays and its tables are regenerated.
 --study: instead of the paper's tables, the controlled comparison of settings seed by seed
 (flat_jax/report/study.py; runs named <prefix>_<setting>_s<seed>), into the block between
-`<!-- study:begin -->` and `<!-- study:end -->`."""
+`<!-- study:begin -->` and `<!-- study:end -->` (--block NAME: `<!-- NAME:begin -->` instead, for a
+document with several such tables)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,8 @@ def main(argv=None) -> int:
   target.add_argument("--into", help="replace the marked tables block of this markdown file")
   parser.add_argument("--study", action="store_true",
                       help="the settings-by-seed comparison instead of the paper's tables")
+  parser.add_argument("--block", help="with --into: the marked block's name (default: tables, "
+                      "or study with --study)")
   args = parser.parse_args(argv)
   try:
     runs = load_runs(args.runs)
@@ -48,7 +51,8 @@ def main(argv=None) -> int:
   text = render_study(runs) if args.study else render(runs)
   if args.into:
     try:
-      replace_block(pathlib.Path(args.into), text, "study" if args.study else "tables")
+      replace_block(pathlib.Path(args.into), text,
+                    args.block or ("study" if args.study else "tables"))
     except (ValueError, OSError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2

@@ -209,7 +209,8 @@ def _header(results: dict, config: dict) -> str:
   if "standard_accuracy" in results:
     rows.append(("standard accuracy", f"{results['standard_accuracy']:.2f} %"))
   for attack, s in results.get("after_attack", {}).items():
-    rows.append((f"after {attack}", f"{s['accuracy']:.2f} % on {s['num_examples']} test examples"))
+    at = f" (queried at T = {s['temperature']:g})" if "temperature" in s else ""
+    rows.append((f"after {attack}", f"{s['accuracy']:.2f} % on {s['num_examples']} test examples{at}"))
   body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
                  for k, v in rows)
   return f'<table class="meta">{body}</table>'

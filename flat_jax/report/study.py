@@ -113,6 +113,11 @@ def _interpretation(run: dict, key: str) -> float | None:
   return figures.get(key)
 
 
+def _temperature(run: dict) -> float:
+  """The TextFooler attack's temperature (runs evaluated before temperatures existed: 1)."""
+  return run.get("after_attack", {}).get("textfooler", {}).get("temperature", 1.0)
+
+
 def render_study(runs: list[dict]) -> str:
   prefix, groups = group_runs(runs)
   if not groups:
@@ -123,9 +128,12 @@ def render_study(runs: list[dict]) -> str:
            "seed (seeds in increasing order, `a / b`), its difference from the setting's base and "
            f"from `{REFERENCE}` (our protocol) on the same seed, ± one standard error of a difference.",
            "",
-           "| setting | base | SA | TextFooler AA | AA - base | AA - `flat` | PWWS AA | PWWS - base "
+           "The attacks queried each model at temperature T (softmax(logits / T); "
+           "`eval.attack_temperature`, fitted on dev unless 1).",
+           "",
+           "| setting | base | SA | T | TextFooler AA | AA - base | AA - `flat` | PWWS AA | PWWS - base "
            "| KT | top-5 | moves FLAT's AA? |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for setting in order:
     seeds = groups[setting]
     tf, pwws = compare(groups, setting), compare(groups, setting, "pwws")
@@ -135,8 +143,9 @@ def render_study(runs: list[dict]) -> str:
     kt = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "kendall_tau")) is not None])
     top5 = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "top5")) is not None])
     accuracies = lambda rows: _cell([f"{r['accuracy']:.1f}" for r in rows.values()])
+    temperature = _cell([f"{_temperature(seeds[s]):.3g}" for s in sorted(seeds)])
     base = f"`{tf['base']}`" if tf["base"] else "-"
-    lines.append(f"| `{setting}` | {base} | {sa} | {accuracies(tf['seeds'])} "
+    lines.append(f"| `{setting}` | {base} | {sa} | {temperature} | {accuracies(tf['seeds'])} "
                  f"| {fmt(tf['seeds'], 'minus_base')} | {fmt(tf['seeds'], 'vs_reference')} "
                  f"| {accuracies(pwws['seeds'])} | {fmt(pwws['seeds'], 'minus_base')} | {kt} | {top5} "
                  f"| {verdict(tf)} |")

@@ -6,10 +6,11 @@ from flat_jax.report.study import compare, group_runs, render_study, verdict
 from flat_jax.report.tables import load_runs
 
 
-def _run(root, name, mode, tf, pwws=None, n=500, status="finished"):
+def _run(root, name, mode, tf, pwws=None, n=500, status="finished", temperature=None):
   folder = root / name
   folder.mkdir()
-  after = {"textfooler": {"accuracy": tf, "num_examples": n}}
+  after = {"textfooler": {"accuracy": tf, "num_examples": n,
+                          **({"temperature": temperature} if temperature else {})}}
   if pwws is not None:
     after["pwws"] = {"accuracy": pwws, "num_examples": n}
   folder.joinpath("results.json").write_text(json.dumps({
@@ -24,7 +25,8 @@ def test_each_setting_against_its_base_and_our_protocol(tmp_path):
       _run(tmp_path, "sst2_cnn_base_s1", "base", 10.0, 6.0), _run(tmp_path, "sst2_cnn_base_s2", "base", 12.0, 7.0),
       _run(tmp_path, "sst2_cnn_flat_s1", "flat", 12.0), _run(tmp_path, "sst2_cnn_flat_s2", "flat", 12.0),
       # far above our FLAT on both seeds: it moves FLAT's after-attack accuracy
-      _run(tmp_path, "sst2_cnn_flat_big_s1", "flat", 30.0), _run(tmp_path, "sst2_cnn_flat_big_s2", "flat", 28.0),
+      _run(tmp_path, "sst2_cnn_flat_big_s1", "flat", 30.0, temperature=81.7),
+      _run(tmp_path, "sst2_cnn_flat_big_s2", "flat", 28.0, temperature=64.25),
       # within noise of our FLAT
       _run(tmp_path, "sst2_cnn_flat_same_s1", "flat", 13.0), _run(tmp_path, "sst2_cnn_flat_same_s2", "flat", 11.0),
       # above on one seed only
@@ -49,5 +51,7 @@ def test_each_setting_against_its_base_and_our_protocol(tmp_path):
   assert lop["base"] == "base_lop" and lop["seeds"][1]["minus_base"] == 2.0
   assert lop["seeds"][1]["vs_reference"] == 2.0 - 2.0     # (42 - 40) - (12 - 10)
   table = render_study(runs)
-  assert "| `flat_big` | `base` |" in table and "+20.0 ±" in table and "PWWS" in table
+  assert "| `flat_big` | `base` | 75.0 / 75.0 | 81.7 / 64.2 | 30.0 / 28.0 |" in table
+  assert "| `flat` | `base` | 75.0 / 75.0 | 1 / 1 |" in table   # evaluated before temperatures
+  assert "+20.0 ±" in table and "PWWS" in table
   assert table.index("| `base` |") < table.index("| `flat` |") < table.index("| `flat_big` |")
