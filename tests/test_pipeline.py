@@ -51,7 +51,13 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert set(results["after_attack"]["textfooler"]) >= {
       "accuracy", "success_rate", "num_examples", "avg_queries", "avg_perturbed_fraction"}
   assert results["after_attack"]["textfooler"]["num_examples"] == 8
+  # the evaluation attack queried the model at the temperature fitted on dev, recorded with it
+  temperature = results["attack_temperature"]
+  assert temperature["source"] == "calibrated on dev" and temperature["stage"] == results["model_stage"]
+  assert temperature["value"] > 0 and temperature["nll"] <= temperature["nll_at_1"]
+  assert results["after_attack"]["textfooler"]["temperature"] == temperature["value"]
   test_records = [json.loads(l) for l in (reference / "attacks" / "test_textfooler.jsonl").open()]
+  assert {r["temperature"] for r in test_records} == {temperature["value"]}
   pairs = [r for r in test_records if r["status"] != "skipped" and r["perturbed"] != r["original"]]
   assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
   assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
