@@ -220,7 +220,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval.attacks": _subset_of(RECIPES),
     "eval.num_examples": _non_negative,
     "eval.dev_examples": _non_negative,
-    "eval.attack_temperature": _non_negative,
+    "eval.attack_temperature": lambda v: None if 0 <= v < float("inf") else "must be finite and >= 0",
     "eval.interpret": _subset_of(INTERPRETERS),
     "eval.ig_steps": _positive,
     "eval.lime_pairs": _positive,

@@ -221,6 +221,14 @@ def barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def broadcast_float(value: float) -> float:
+  """The primary process's `value`, on every process (itself in a single process)."""
+  if jax.process_count() == 1:
+    return float(value)
+  from jax.experimental import multihost_utils
+  return float(np.asarray(multihost_utils.broadcast_one_to_all(np.float64(value))))
+
+
 def check_shared_workdir(workdir) -> None:
   """Fails on every process unless all of them see the primary's files in `workdir`."""
   if jax.process_count() == 1:

@@ -405,6 +405,8 @@ def _attack_temperature(config, workdir, dataset, results, model_stage: str) -> 
   if saved.get("source") == CALIBRATED and saved.get("stage") == model_stage:
     return saved["value"]
   fit = calibration.calibrate(load_trained(workdir, model_stage), dataset.dev.texts, dataset.dev.labels)
+  # one value for every process (their attack shards are matched by it), the primary's
+  fit["value"] = distributed.broadcast_float(fit["value"])
   results["attack_temperature"] = {"source": CALIBRATED, "stage": model_stage, **fit}
   write_results(workdir, results)
   logging.info("attack temperature %s (dev NLL %.4f at T=1, %.4f at T; %.0f%% of dev saturated at T=1)",
@@ -414,7 +416,8 @@ def _attack_temperature(config, workdir, dataset, results, model_stage: str) -> 
 
 def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
   """attack_examples, adding the time spent to timings_s[key] (a resumed stage adds up)."""
-  already = set(read_records(path))
+  job = kwargs["job"]
+  already = {i for i, r in read_records(path).items() if r.get("temperature", 1.0) == job.temperature}
   t0 = time.perf_counter()
   records = attack_examples(out_path=path, indices=indices, **kwargs)
   if not set(indices) <= already:
@@ -476,19 +479,22 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
     results["after_attack"][recipe] = {**summarize(records), "temperature": temperature}
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
-    _interpret(config, workdir, results, recipe, records, model_stage)
+    _interpret(config, workdir, results, recipe, records, model_stage, temperature)
 
 
-def _interpret(config, workdir, results, recipe: str, records, model_stage: str) -> None:
+def _interpret(config, workdir, results, recipe: str, records, model_stage: str,
+               temperature: float) -> None:
   """Interpretation consistency on the recipe's original/adversarial test pairs, per eval.interpret
-  method; a method already in results.json for this recipe is not recomputed."""
+  method; a method already in results.json for this recipe's pairs (made at this attack
+  temperature; entries without one were made at 1) is not recomputed."""
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.interpret.lime import word_attributor_lime
   from flat_jax.training.artifacts import load_trained
   interpretation = results.setdefault("interpretation", {})
   trained = None
   for method in config.eval.interpret:
-    if recipe in interpretation.get(method, {}):
+    done = interpretation.get(method, {}).get(recipe)
+    if done is not None and done.get("temperature", 1.0) == temperature:
       continue
     trained = trained or load_trained(workdir, model_stage)
     t0 = time.perf_counter()
@@ -503,8 +509,9 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str)
       rng = np.random.RandomState(config.seed)
       take = sorted(rng.permutation(len(candidates))[:config.eval.lime_pairs])
       chosen = [candidates[i] for i in take]
-    interpretation.setdefault(method, {})[recipe] = interpret_pairs.pair_consistency(
-        attribute, chosen, desc=f"{method} consistency ({recipe})")
+    interpretation.setdefault(method, {})[recipe] = {
+        **interpret_pairs.pair_consistency(attribute, chosen, desc=f"{method} consistency ({recipe})"),
+        "temperature": temperature}
     results["timings_s"][f"{method}_{recipe}"] = time.perf_counter() - t0
     write_results(workdir, results)
     logging.info("%s consistency under %s: %s", method, recipe, interpretation[method][recipe])
@@ -540,6 +547,11 @@ def _run(config, workdir) -> dict:
     distributed.barrier("finished run checked")
     logging.info("%s: this run already finished (test accuracy %.2f); nothing to do", workdir,
                  finished["standard_accuracy"])
+    if (finished.get("after_attack") and "attack_temperature" not in finished
+        and config.eval.attack_temperature != 1.0):
+      logging.warning("%s: its after-attack figures were measured at T = 1, before the evaluation "
+                      "attacks were calibrated; --config.stage=evaluate measures them again at the "
+                      "calibrated temperature (README, Attacks)", workdir)
     return finished
   previous = read_results(workdir)
   timings = previous.get("timings_s", {})

@@ -104,10 +104,13 @@ def grid_points(grid: list[tuple[str, list[str]]]) -> list[Point]:
 
 
 def point_command(point: Point, config_path: str, workdir: pathlib.Path, dev_examples: int,
-                  extra: Sequence[str]) -> list[str]:
+                  extra: Sequence[str], evaluate_only: bool = False) -> list[str]:
+  """The point's run: training + the dev attack, or (evaluate_only: a trained point whose dev
+  attack predates the calibrated temperature) the dev attack alone."""
+  stage = ["--config.stage=evaluate", "--config.eval.attacks=()"] if evaluate_only else ["--config.stage=train"]
   return [sys.executable, "-m", "flat_jax.main", "--config", config_path,
           "--workdir", str(workdir / point.name), *extra, *point.flags(),
-          "--config.stage=train", f"--config.eval.dev_examples={dev_examples}"]
+          *stage, f"--config.eval.dev_examples={dev_examples}"]
 
 
 def _point_results(workdir: pathlib.Path, point: Point) -> dict:
@@ -125,10 +128,12 @@ def _summary(workdir: pathlib.Path, point: Point) -> dict:
   row = {"point": point.name, "settings": dict(point.settings), "workdir": str(workdir / point.name),
          "status": results.get("status", "not started")}
   dev_attack = next(iter(results.get("dev_after_attack", {}).values()), None)
-  if results.get("status") in ("trained", "finished") and dev_attack:
+  # a dev attack without a temperature predates the calibrated attacks (it queried at T = 1): it is
+  # not compared with the others, the point is attacked again (point_command's evaluate_only)
+  if results.get("status") in ("trained", "finished") and dev_attack and "temperature" in dev_attack:
     row.update(dev_accuracy=results["dev_accuracy"], dev_after_attack=dev_attack["accuracy"],
                dev_attacked=dev_attack["num_examples"],
-               dev_success_rate=dev_attack["success_rate"])
+               dev_success_rate=dev_attack["success_rate"], dev_temperature=dev_attack["temperature"])
   return row
 
 
@@ -191,14 +196,14 @@ def render_markdown(summary: dict) -> str:
            "(selection), dev accuracy (tie-break); percent."
            + (f" Points below dev accuracy {floor:.2f} (the best minus the allowed drop) are not "
               "chosen." if floor is not None else ""), "",
-           "| " + " | ".join(keys) + " | status | dev AA | dev acc |",
-           "|" + "---|" * (len(keys) + 3)]
+           "| " + " | ".join(keys) + " | status | dev AA | dev acc | attack T |",
+           "|" + "---|" * (len(keys) + 4)]
   chosen = set((summary["chosen"] or {}).get("points", []))
   for row in summary["points"]:
     mark = " **chosen**" if row["point"] in chosen else (
         " (below the accuracy floor)" if floor is not None and row.get("dev_accuracy", 100.0) < floor else "")
-    figures = (f"{row['dev_after_attack']:.2f} | {row['dev_accuracy']:.2f}"
-               if "dev_after_attack" in row else "- | -")
+    figures = (f"{row['dev_after_attack']:.2f} | {row['dev_accuracy']:.2f} | {row['dev_temperature']:g}"
+               if "dev_after_attack" in row else "- | - | -")
     lines.append("| " + " | ".join(str(row["settings"][k]) for k in keys)
                  + f" | {row['status']}{mark} | {figures} |")
   if summary["chosen"]:
@@ -290,7 +295,9 @@ def run_sweep(config_path: str, workdir, grid_specs: Sequence[str], extra: Seque
         logging.info("[sweep] %s starts from %s's base stage and round-1 attack", point.name, donor.name)
       log = open(workdir / f"{point.name}.log", "ab")
       logging.info("[sweep] start %s (%d/%d)", point.name, point.index + 1, len(points))
-      running[point] = subprocess.Popen(point_command(point, config_path, workdir, dev_examples, extra),
+      trained = _summary(workdir, point)["status"] in ("trained", "finished")
+      running[point] = subprocess.Popen(point_command(point, config_path, workdir, dev_examples, extra,
+                                                      evaluate_only=trained),
                                         stdout=log, stderr=subprocess.STDOUT)
       log.close()
     time.sleep(1.0)

@@ -105,3 +105,21 @@ def test_sweep_selects_on_dev_and_resumes_after_a_kill(tmp_path, shared_data):
   resumed = subprocess.run(_cli(killed), capture_output=True, text=True)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert _comparable(killed) == _comparable(reference)
+
+
+def test_a_dev_attack_from_before_calibrated_attacks_is_made_again(tmp_path):
+  point = sweep.grid_points(sweep.parse_grid(["flat.beta=1"]))[0]
+  folder = tmp_path / point.name
+  folder.mkdir()
+  results = {"status": "trained", "dev_accuracy": 80.0,
+             "dev_after_attack": {"textfooler": {"accuracy": 30.0, "num_examples": 8, "success_rate": 50.0}}}
+  (folder / "results.json").write_text(json.dumps(results))
+  assert "dev_after_attack" not in sweep._summary(tmp_path, point)   # queried at T = 1: not compared
+  command = sweep.point_command(point, "configs/trec_cnn.py", tmp_path, 8, [], evaluate_only=True)
+  assert "--config.stage=evaluate" in command and "--config.eval.attacks=()" in command
+  results["dev_after_attack"]["textfooler"]["temperature"] = 1.7
+  (folder / "results.json").write_text(json.dumps(results))
+  row = sweep._summary(tmp_path, point)
+  assert row["dev_after_attack"] == 30.0 and row["dev_temperature"] == 1.7
+  assert "| 30.00 | 80.00 | 1.7 |" in sweep.render_markdown(
+      {"grid": {"flat.beta": ["1"]}, "dev_examples": 8, "points": [row], "chosen": None})

@@ -12,6 +12,7 @@ defender calibrating a model would; a well-calibrated model gets T near 1.
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
@@ -44,12 +45,22 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
 def calibrate(trained, texts: Sequence[str], labels: Sequence[int]) -> dict:
   """Fits the attack temperature of a trained model on (dev) texts read exactly as the attacks read
   them (the bridge's encoding and batch shape). Returns {"value", "nll_at_1", "nll", "saturated"}:
-  saturated is the fraction of texts whose float32 top probability at T = 1 is exactly 1."""
+  saturated (saturated_at_t) is the fraction of texts whose float32 top probability at T = 1 (at
+  the fitted T) is exactly 1, computed like the bridge computes it."""
+  import jax
   from flat_jax.attacks.bridge import PredictionBridge
-  logits = PredictionBridge.from_trained(trained, output="logits")(list(texts)).astype(np.float64)
-  labels = np.asarray(labels)
+  logits32 = PredictionBridge.from_trained(trained, output="logits")(list(texts))
+  logits, labels = logits32.astype(np.float64), np.asarray(labels)
   value = fit_temperature(logits, labels)
-  top = np.max(np.exp(log_softmax(logits, axis=-1)).astype(np.float32), axis=-1)
+  if not np.exp(LOG_T_BOUNDS[0]) * 1.01 < value < np.exp(LOG_T_BOUNDS[1]) / 1.01:
+    logging.warning("attack temperature %g is at the bound of its search (dev NLL %.4f): the dev "
+                    "set is classified all right or all wrong with wide margins", value,
+                    nll(logits, labels, value))
+
+  def saturated(t):
+    top = np.asarray(jax.nn.softmax(logits32 / np.float32(t), axis=-1)).max(axis=-1)
+    return round(float(np.mean(top == np.float32(1.0))), 4)
+
   return {"value": value, "nll_at_1": round(nll(logits, labels, 1.0), 4),
           "nll": round(nll(logits, labels, value), 4),
-          "saturated": round(float(np.mean(top == np.float32(1.0))), 4)}
+          "saturated": saturated(1.0), "saturated_at_t": saturated(value)}

@@ -43,6 +43,8 @@ def main(argv=None) -> int:
   parser.add_argument("--block", help="with --into: the marked block's name (default: tables, "
                       "or study with --study)")
   args = parser.parse_args(argv)
+  if args.block and not args.into:
+    parser.error("--block names a block of the --into file; give --into too")
   try:
     runs = load_runs(args.runs)
   except (FileNotFoundError, ValueError) as e:

@@ -113,9 +113,13 @@ def _interpretation(run: dict, key: str) -> float | None:
   return figures.get(key)
 
 
-def _temperature(run: dict) -> float:
-  """The TextFooler attack's temperature (runs evaluated before temperatures existed: 1)."""
-  return run.get("after_attack", {}).get("textfooler", {}).get("temperature", 1.0)
+def _temperature(run: dict) -> str:
+  """The temperature the run's test attacks queried at; "raw" for runs evaluated before
+  temperatures existed (T = 1), "mixed" where its attacks used different ones."""
+  values = {figures.get("temperature") for figures in run.get("after_attack", {}).values()}
+  if values == {None}:
+    return "raw"
+  return f"{values.pop():.3g}" if len(values) == 1 else "mixed"
 
 
 def render_study(runs: list[dict]) -> str:
@@ -129,7 +133,8 @@ def render_study(runs: list[dict]) -> str:
            f"from `{REFERENCE}` (our protocol) on the same seed, ± one standard error of a difference.",
            "",
            "The attacks queried each model at temperature T (softmax(logits / T); "
-           "`eval.attack_temperature`, fitted on dev unless 1).",
+           "`eval.attack_temperature`, fitted on dev by default; raw: runs evaluated before "
+           "temperatures existed, at T = 1).",
            "",
            "| setting | base | SA | T | TextFooler AA | AA - base | AA - `flat` | PWWS AA | PWWS - base "
            "| KT | top-5 | moves FLAT's AA? |",
@@ -143,7 +148,7 @@ def render_study(runs: list[dict]) -> str:
     kt = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "kendall_tau")) is not None])
     top5 = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "top5")) is not None])
     accuracies = lambda rows: _cell([f"{r['accuracy']:.1f}" for r in rows.values()])
-    temperature = _cell([f"{_temperature(seeds[s]):.3g}" for s in sorted(seeds)])
+    temperature = _cell([_temperature(seeds[s]) for s in sorted(seeds)])
     base = f"`{tf['base']}`" if tf["base"] else "-"
     lines.append(f"| `{setting}` | {base} | {sa} | {temperature} | {accuracies(tf['seeds'])} "
                  f"| {fmt(tf['seeds'], 'minus_base')} | {fmt(tf['seeds'], 'vs_reference')} "

@@ -104,3 +104,25 @@ def test_records_made_at_another_temperature_are_redone(model_dir, splits, tmp_p
   assert {r["temperature"] for r in hotter} == {2.0}
   assert {r["temperature"] for r in read_records(out).values()} == {2.0}
   assert len(out.read_text().splitlines()) == 4
+
+
+def test_interpretation_is_redone_for_pairs_made_at_another_temperature(model_dir, splits, tmp_path):
+  config = preset("sst2", "cnn")
+  config.eval.interpret = ("ig",)
+  config.eval.ig_steps = 4
+  texts, labels = splits.test.texts, splits.test.labels
+  stage = pipeline.read_results(model_dir)["model_stage"]
+  results = {"timings_s": {}, "interpretation": {"ig": {"pwws": {"kendall_tau": 9.0}}}}  # made at T = 1
+  records = attack_examples(AttackJob(str(model_dir), "pwws", temperature=2.0), texts, labels,
+                            tmp_path / "pwws.jsonl", indices=range(6))
+  out = tmp_path / "workdir"
+  out.mkdir()
+  (out / "results.json").write_text("{}")
+  for name in ("config.json", "vocab.json", "checkpoints"):
+    (out / name).symlink_to(model_dir / name)
+  pipeline._interpret(config, out, results, "pwws", records, stage, 2.0)
+  redone = results["interpretation"]["ig"]["pwws"]
+  assert redone["temperature"] == 2.0 and redone["kendall_tau"] != 9.0 and redone["num_pairs"] > 0
+  redone["kendall_tau"] = 8.0   # kept when the pairs' temperature matches
+  pipeline._interpret(config, out, results, "pwws", records, stage, 2.0)
+  assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] == 8.0

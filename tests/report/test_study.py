@@ -52,6 +52,6 @@ def test_each_setting_against_its_base_and_our_protocol(tmp_path):
   assert lop["seeds"][1]["vs_reference"] == 2.0 - 2.0     # (42 - 40) - (12 - 10)
   table = render_study(runs)
   assert "| `flat_big` | `base` | 75.0 / 75.0 | 81.7 / 64.2 | 30.0 / 28.0 |" in table
-  assert "| `flat` | `base` | 75.0 / 75.0 | 1 / 1 |" in table   # evaluated before temperatures
+  assert "| `flat` | `base` | 75.0 / 75.0 | raw / raw |" in table   # evaluated before temperatures
   assert "+20.0 ±" in table and "PWWS" in table
   assert table.index("| `base` |") < table.index("| `flat` |") < table.index("| `flat_big` |")
