@@ -226,7 +226,10 @@ def broadcast_float(value: float) -> float:
   if jax.process_count() == 1:
     return float(value)
   from jax.experimental import multihost_utils
-  return float(np.asarray(multihost_utils.broadcast_one_to_all(np.float64(value))))
+  # as the float64's two 32-bit words: JAX without x64 would round a float64 to float32
+  words = np.frombuffer(np.float64(value).tobytes(), np.uint32)
+  words = np.asarray(multihost_utils.broadcast_one_to_all(words), np.uint32)
+  return float(np.frombuffer(words.tobytes(), np.float64)[0])
 
 
 def check_shared_workdir(workdir) -> None:
