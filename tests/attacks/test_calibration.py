@@ -13,7 +13,6 @@ from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
 from flat_jax.attacks.generate import AttackJob, attack_examples, read_records
 from flat_jax.attacks.recipes import build_attack
 from flat_jax.config import preset
-from flat_jax.data.datasets import load_dataset
 from flat_jax.training.artifacts import load_trained
 
 SCALE = 300.0   # logit margins of about 1 become about 300: SST-2 CNN's authors-protocol regime
@@ -34,20 +33,8 @@ def test_fit_recovers_the_temperature_labels_were_drawn_at():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, shared_data):
-  workdir = tmp_path_factory.mktemp("victim")
-  c = preset("sst2", "cnn")
-  c.data.train_limit = 1500
-  c.data.test_limit = 40
-  c.train.epochs = 3
-  c.stage = "train"
-  pipeline.run(c, workdir)
-  return workdir
-
-
-@pytest.fixture(scope="module")
-def splits(shared_data):
-  return load_dataset(preset("sst2", "cnn").data)
+def splits(sst2_splits):
+  return sst2_splits
 
 
 def _scaled(trained, scale):

@@ -9,29 +9,13 @@ import time
 
 import pytest
 
-from flat_jax import pipeline
 from flat_jax.attacks import resources
 from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, summarize
-from flat_jax.config import preset
-from flat_jax.data.datasets import load_dataset
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, shared_data):
-  workdir = tmp_path_factory.mktemp("victim")
-  c = preset("sst2", "cnn")
-  c.data.train_limit = 1500
-  c.data.test_limit = 40
-  c.train.epochs = 3
-  c.stage = "train"
-  pipeline.run(c, workdir)
-  return workdir
-
-
-@pytest.fixture(scope="module")
-def test_split(shared_data):
-  c = preset("sst2", "cnn")
-  return load_dataset(c.data).test
+def test_split(sst2_splits):
+  return sst2_splits.test
 
 
 @pytest.fixture(scope="module")
