@@ -5,9 +5,11 @@ Over several processes (launch/ has the scripts): the same command in each, with
 under SLURM and on multi-host TPU slices nothing: JAX finds them)."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pathlib
+import re
 import sys
 import traceback
 
@@ -37,11 +39,16 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 class _QuietLibraries(logging.Filter):
-  """Drops the INFO chatter of Orbax and TensorStore (several lines per checkpoint save)."""
+  """Drops the INFO chatter of Orbax and TensorStore (several lines per checkpoint save) and their
+  tracebacks of a full disk."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or not any(
-        part in record.pathname for part in ("/orbax/", "/tensorstore/"))
+    if not any(part in record.pathname for part in ("/orbax/", "/tensorstore/")):
+      return True
+    # a full disk: Orbax's writer threads log a traceback each; main says it once, in one line
+    full = "No space left on device" in record.getMessage() or (
+        record.exc_info is not None and _no_space_left(record.exc_info[1]) is not None)
+    return record.levelno >= logging.WARNING and not full
 
 
 def main(argv):
@@ -54,13 +61,21 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   workdir = pathlib.Path(FLAGS.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    print(f"error: cannot create the workdir {workdir}: {e.strerror}", file=sys.stderr)
+    _exit(2)
   if distributed.is_primary():   # the others log to stderr only
-    handler = logging.FileHandler(workdir / "log.txt")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger().addHandler(handler)
+    try:
+      handler = logging.FileHandler(workdir / "log.txt")
+      handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+      logging.getLogger().addHandler(handler)
+    except OSError:   # a read-only workdir: the pipeline says what it can still do there
+      pass
   for h in logging.getLogger().handlers:
     h.addFilter(_QuietLibraries())
+  _quiet_closed_loop_callbacks()
   try:
     runtime.enable_compilation_cache()
   except Exception as e:  # only slower without it
@@ -72,11 +87,47 @@ def main(argv):
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     _exit(2)
-  except BaseException:
+  except BaseException as e:
+    if (full := _no_space_left(e)) is not None:
+      message = (f"no space left on device{full}: free space where {workdir} lives (df -h {workdir}) "
+                 f"and run the same command again; it resumes from the last completed step")
+      logging.error("%s", message)
+      print(f"error: {message}", file=sys.stderr)
+      _exit(2)
     if distributed.process_count() == 1:
       raise
     traceback.print_exc()
     _exit(1)
+
+
+def _quiet_closed_loop_callbacks() -> None:
+  """When a checkpoint write fails (a full disk), TensorStore's threads still complete their futures
+  into Orbax's event loop, already closed, and each reports 'RuntimeError: Event loop is closed' as
+  unraisable, ahead of the real cause. Harmless: those are dropped, everything else is kept."""
+  default = sys.unraisablehook
+
+  def hook(unraisable):
+    frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+    if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
+            and frames and frames[-1].filename.endswith("asyncio/base_events.py")):
+      default(unraisable)
+  sys.unraisablehook = hook
+
+
+def _no_space_left(error: BaseException) -> str | None:
+  """' writing FILE' (or '') when `error` or one of its causes is a full disk, else None. Orbax
+  reports it from TensorStore as a ValueError whose text carries the OS error."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return f" writing {error.filename}" if error.filename else ""
+    if "No space left on device" in str(error):
+      written = re.search(r'Failed writing: "([^"]+)"', str(error))
+      # the checkpoint being saved, not Orbax's temporary file inside it
+      return f" writing {written.group(1).split('.orbax-checkpoint-tmp')[0]}" if written else ""
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def _exit(code: int) -> None:

@@ -66,7 +66,8 @@ def read_results(workdir) -> dict:
     logging.warning("%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
                     "checkpoints and attack records", path, e)
     if distributed.is_primary():
-      os.replace(path, path.with_name("results.json.damaged"))
+      with contextlib.suppress(OSError):   # a read-only workdir keeps it where it is
+        os.replace(path, path.with_name("results.json.damaged"))
     return {}
 
 
@@ -74,11 +75,15 @@ def write_results(workdir, results: dict) -> None:
   """Atomically, by the primary process only (all processes hold the same results)."""
   if not distributed.is_primary():
     return
-  path = pathlib.Path(workdir) / "results.json"
+  _write_json_atomic(pathlib.Path(workdir) / "results.json", results)
+
+
+def _write_json_atomic(path: pathlib.Path, value) -> None:
+  """A kill or a full disk mid-write leaves the previous file, never half of one."""
   tmp = path.with_suffix(".json.tmp")
   with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=2, sort_keys=False)
-  os.replace(tmp, path)   # atomic: a killed run never leaves half a results.json
+    json.dump(value, f, indent=2, sort_keys=False)
+  os.replace(tmp, path)
 
 
 def _check_supported(config) -> None:
@@ -166,8 +171,7 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
       for name in ("results.json", "metrics.jsonl", "vocab.json", "importance.npy"):
         (workdir / name).unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(config_file, "w", encoding="utf-8") as f:
-      json.dump(_comparable(config), f, indent=2)
+    _write_json_atomic(config_file, _comparable(config))
   distributed.barrier("workdir prepared")
   return workdir, None
 
@@ -526,9 +530,27 @@ def run(config, workdir) -> dict:
   _check_supported(config)
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   distributed.check_shared_workdir(workdir)
+  if distributed.is_primary() and (reason := workdir_lib.not_writable(workdir)):
+    return _finished_read_only(config, pathlib.Path(workdir), reason)
   # one writer per workdir: the primary holds the lock for the whole run, the others write through it
   with workdir_lib.exclusive(workdir) if distributed.is_primary() else contextlib.nullcontext():
     return _run(config, workdir)
+
+
+def _finished_read_only(config, workdir: pathlib.Path, reason: str) -> dict:
+  """A workdir this process cannot write: a finished run of the same config there is only read
+  (archived results, a shared read-only copy); anything that would write is refused up front."""
+  previous = read_results(workdir)
+  finished = (previous.get("status") == "finished" and config.stage in ("all", "train")) or (
+      previous.get("status") == "trained" and config.stage == "train")
+  if finished and (workdir / "config.json").exists() and _same_config(workdir / "config.json", config):
+    logging.info("%s (%s): this run already finished (test accuracy %.2f); nothing to do", workdir,
+                 reason, previous["standard_accuracy"])
+    return previous
+  what = ("holds no finished run of this config" if config.stage in ("all", "train")
+          else f"must be written to by stage={config.stage}")
+  raise RunError(f"{workdir} is not writable ({reason}) and {what}: make it writable, or copy it "
+                 f"and pass the copy as --workdir")
 
 
 def _run(config, workdir) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -31,6 +32,20 @@ def _holder(path: pathlib.Path) -> str:
   if not info:
     return "another process"
   return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
+
+
+def not_writable(workdir) -> str | None:
+  """Why this process cannot write in `workdir` (read-only filesystem, no permission), or None.
+  Probed by opening the lock file for writing: the same open the run itself needs first, and one
+  that also sees what os.access misses (root on a read-only mount, ACLs)."""
+  try:
+    fd = os.open(pathlib.Path(workdir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+      return os.strerror(e.errno).lower()
+    raise
+  os.close(fd)
+  return None
 
 
 @contextlib.contextmanager

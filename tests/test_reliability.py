@@ -1,5 +1,6 @@
 """Bad inputs and concurrent use end in one clear message, with nothing already written lost."""
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -128,3 +129,64 @@ def test_damaged_metrics_line_and_results_file_are_recovered(tmp_path, caplog):
   (tmp_path / "results.json").write_text('{"status": "finish')
   assert pipeline.read_results(tmp_path) == {}
   assert (tmp_path / "results.json.damaged").exists() and not (tmp_path / "results.json").exists()
+
+
+TINY = ("--config.data.train_limit=200", "--config.train.epochs=1", "--config.eval.attacks=()",
+        "--config.eval.interpret=()")
+
+
+def _main(workdir, *overrides):
+  return " ".join(shlex.quote(a) for a in [sys.executable, "-m", "flat_jax.main", "--config",
+                                           "configs/trec_cnn.py", "--workdir", str(workdir),
+                                           *TINY, *overrides])
+
+
+def _in_own_mounts(script: str) -> subprocess.CompletedProcess:
+  """Runs `script` as root of a private user and mount namespace (no privileges needed outside):
+  a full disk is a small tmpfs, a read-only workdir a read-only bind mount, both real to the kernel."""
+  return subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script],
+                        capture_output=True, text=True)
+
+
+def _errors(stderr: str) -> list[str]:
+  return [l for l in stderr.splitlines() if l and not l.startswith("I")]
+
+
+def test_a_full_disk_is_one_message_and_the_same_command_resumes(tmp_path, shared_data):
+  reference = subprocess.run(_main(tmp_path / "reference"), shell=True, capture_output=True, text=True)
+  assert reference.returncode == 0, reference.stderr[-2000:]
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  out = _in_own_mounts(
+      f"mount -t tmpfs -o size=40k tmpfs {disk} && {_main(disk / 'run')}; echo rc=$? >&2; "
+      f"mount -o remount,size=64m {disk} && {_main(disk / 'run')} >{tmp_path}/resumed.log 2>&1; "
+      f"echo rc=$? >&2; cp {disk}/run/results.json {tmp_path}/results.json")
+  full, resumed = out.stderr.split("rc=2\n", 1)
+  assert _errors(full)[-1].startswith("error: no space left on device writing "), full[-3000:]
+  assert "Traceback" not in full and len(_errors(full)) <= 3, full[-3000:]   # not buried in Orbax's
+  assert resumed.strip() == "rc=0", (tmp_path / "resumed.log").read_text()[-2000:]
+  got = json.loads((tmp_path / "results.json").read_text())
+  want = json.loads((tmp_path / "reference" / "results.json").read_text())
+  assert got["status"] == "finished" and got["standard_accuracy"] == want["standard_accuracy"]
+
+
+def test_a_read_only_workdir_prints_a_finished_run_and_refuses_anything_that_writes(tmp_path, shared_data):
+  run = tmp_path / "run"
+  done = subprocess.run(_main(run), shell=True, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+  out = _in_own_mounts(
+      f"mount --bind {tmp_path} {tmp_path} && mount -o remount,bind,ro {tmp_path} && "
+      f"{_main(run)}; echo rc=$? >&2; {_main(run, '--config.seed=7')}; echo rc=$? >&2; "
+      f"{_main(run, '--config.stage=evaluate')}; echo rc=$? >&2; {_main(tmp_path / 'new')}; echo rc=$? >&2")
+  finished, other_seed, evaluate, new = out.stderr.split("rc=")[:4]
+  accuracy = json.loads((run / "results.json").read_text())["standard_accuracy"]
+  assert f"read-only file system): this run already finished (test accuracy {accuracy:.2f})" in finished
+  assert other_seed.startswith("0\n") and not _errors(finished)
+  assert _errors(other_seed)[-1] == (f"error: {run} is not writable (read-only file system) and holds "
+                                     f"no finished run of this config: make it writable, or copy it and "
+                                     f"pass the copy as --workdir") and evaluate.startswith("2\n")
+  assert _errors(evaluate)[-1].endswith("must be written to by stage=evaluate: make it writable, or "
+                                        "copy it and pass the copy as --workdir") and new.startswith("2\n")
+  assert _errors(new)[-1] == f"error: cannot create the workdir {tmp_path / 'new'}: Read-only file system"
+  assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import pathlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -60,8 +62,11 @@ class Vocab:
     return [self.words[i] for i in ids if i != PAD_ID]
 
   def save(self, path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    # atomically: a kill or a full disk mid-write leaves the previous vocabulary, not half of one
+    tmp = pathlib.Path(f"{path}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
       json.dump(self.words, f, ensure_ascii=False)
+    os.replace(tmp, path)
 
   @classmethod
   def load(cls, path) -> "Vocab":
