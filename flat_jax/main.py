@@ -154,8 +154,14 @@ def _config_flag_problem(argv: list[str]) -> str | None:
         return f"unknown config key '{key}'" + (f" (did you mean {close[0]}?)" if close else "")
     path = arg[len("--config="):] if arg.startswith("--config=") else (
         argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
-    if path is not None and not pathlib.Path(path.split(":", 1)[0]).is_file():
-      return f"--config {path}: no such config file"
+    if path is not None:
+      file = pathlib.Path(path.split(":", 1)[0])
+      if not file.is_file():
+        return f"--config {path}: no such config file"
+      try:
+        compile(file.read_bytes(), str(file), "exec")
+      except SyntaxError as e:
+        return f"--config {file}:{e.lineno}: {e.msg}"
   return None
 
 

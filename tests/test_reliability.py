@@ -61,6 +61,12 @@ def test_unknown_config_key_is_one_line_with_the_closest_key(tmp_path):
                             "--workdir", str(tmp_path)], capture_output=True, text=True)
   assert missing.returncode == 2 and missing.stderr.strip() == (
       "error: --config configs/nope.py: no such config file")
+  broken = tmp_path / "broken.py"
+  broken.write_text("from flat_jax.config import preset\n\ndef get_config(:\n  return preset('trec', 'cnn')\n")
+  syntax = subprocess.run([sys.executable, "-m", "flat_jax.main", "--config", str(broken),
+                           "--workdir", str(tmp_path)], capture_output=True, text=True)
+  assert syntax.returncode == 2 and syntax.stderr.strip() == (
+      f"error: --config {broken}:3: invalid syntax")
 
 
 def _custom(tmp_path, labels, **data):
