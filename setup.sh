@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Creates .venv in the project with the pinned stack. Idempotent: when pyproject.toml and this
+# Creates .venv in the project with the tested stack (constraints.txt). Idempotent: when pyproject.toml and this
 # script are unchanged since the last successful run, it returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")"
 venv=.venv
 stamp="$venv/.flat_jax_setup"
-want=$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
 fi
-echo "[setup] installing the pinned stack into $venv (first run takes a few minutes)" >&2
+echo "[setup] installing the tested stack (constraints.txt) into $venv (first run takes a few minutes)" >&2
 python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
-# torch first, pinned, so nothing pulls the multi-GB CUDA build as a dependency.
-"$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet -e ".[test]"
+# torch first, so nothing pulls PyPI's multi-GB CUDA build as a dependency: a local wheel when pip
+# is configured with one (find-links, a local index), else the CPU build from PyTorch's own index.
+# flat_jax's models never run on torch; TextAttack and transformers only need it importable.
+if ! "$venv/bin/python" -m pip install --quiet --no-deps --no-index -c constraints.txt torch 2>/dev/null; then
+  echo "[setup] torch from PyTorch's CPU index (https://download.pytorch.org/whl/cpu)" >&2
+  "$venv/bin/python" -m pip install --quiet --no-deps -c constraints.txt torch \
+    --index-url https://download.pytorch.org/whl/cpu
+fi
+"$venv/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
 "$venv/bin/python" -m pip check
 # WordNet 3.0 for PWWS and the synonym space: Debian's packages (NLTK's download is not reachable).
 if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then

@@ -5,6 +5,7 @@ that is not in this schema or a value that fails its check, naming the key.
 """
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Callable
 
 import ml_collections
@@ -260,6 +261,29 @@ def resolve_protocol(cfg: ml_collections.ConfigDict) -> list[str]:
 
 class ConfigError(ValueError):
   """A config key is unknown or its value is invalid; the message names the key."""
+
+
+PRESET_DIR = pathlib.Path(__file__).resolve().parent / "configs"
+
+
+def presets() -> list[str]:
+  """Names `--config` takes instead of a path: the shipped config files."""
+  return sorted(p.stem for p in PRESET_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def config_file(value: str) -> str:
+  """The config file `--config VALUE` means: VALUE itself when it is a file (ml_collections'
+  `path:arg` form kept), else the shipped preset of that name (`sst2_cnn`, `default`, with or
+  without .py), so an installed flat_jax needs no checkout. ConfigError names the presets."""
+  path, sep, arg = value.partition(":")
+  if pathlib.Path(path).is_file():
+    return value
+  shipped = PRESET_DIR / f"{pathlib.Path(path).name.removesuffix('.py')}.py"
+  if "/" not in path and shipped.is_file():
+    return f"{shipped}{sep}{arg}"
+  raise ConfigError(f"--config {value}: no such config file or preset (presets: "
+                    f"{', '.join(presets())})")
+
 
 
 def _flatten(cfg, prefix=""):

@@ -1,10 +1,12 @@
-"""python -m flat_jax.main --config configs/sst2_cnn.py --workdir DIR [--config.key=value ...]
+"""python -m flat_jax.main --config sst2_cnn --workdir DIR [--config.key=value ...]
+(or flat-jax ...; --config takes a preset name or a config file such as configs/sst2_cnn.py)
 
 Over several processes (launch/ has the scripts): the same command in each, with
 --coordinator_address HOST:PORT --num_processes N --process_id I (or their FLAT_JAX_* variables;
 under SLURM and on multi-host TPU slices nothing: JAX finds them)."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -27,7 +29,7 @@ from flat_jax.models.checkpoints_hf import CheckpointError
 from flat_jax.training.loop import TrainingError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/<dataset>_<model>.py).",
+config_flags.DEFINE_config_file("config", None, "A preset name (sst2_cnn, default, ...) or a config file (configs/<dataset>_<model>.py).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, adversarial sets, results.json.")
 flags.DEFINE_string("coordinator_address", "", "host:port of process 0's coordinator, for a run "
@@ -155,9 +157,10 @@ def _config_flag_problem(argv: list[str]) -> str | None:
     path = arg[len("--config="):] if arg.startswith("--config=") else (
         argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
     if path is not None:
-      file = pathlib.Path(path.split(":", 1)[0])
-      if not file.is_file():
-        return f"--config {path}: no such config file"
+      try:
+        file = pathlib.Path(config_lib.config_file(path).split(":", 1)[0])
+      except config_lib.ConfigError as e:
+        return str(e)
       try:
         compile(file.read_bytes(), str(file), "exec")
       except SyntaxError as e:
@@ -165,7 +168,23 @@ def _config_flag_problem(argv: list[str]) -> str | None:
   return None
 
 
+def with_config_files(argv: list[str]) -> list[str]:
+  """argv with a preset name after --config replaced by its shipped file (config.config_file);
+  anything that is not one is left for the checks and the parser to report."""
+  out = list(argv)
+  for i, arg in enumerate(out):
+    for prefix in ("--config=", "-config="):
+      if arg.startswith(prefix):
+        with contextlib.suppress(config_lib.ConfigError):
+          out[i] = prefix + config_lib.config_file(arg[len(prefix):])
+    if arg in ("--config", "-config") and i + 1 < len(out):
+      with contextlib.suppress(config_lib.ConfigError):
+        out[i + 1] = config_lib.config_file(out[i + 1])
+  return out
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+  argv = with_config_files(argv)
   problem = _config_flag_problem(argv)
   if problem is None:
     try:
@@ -180,5 +199,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
   sys.exit(2)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+  """The `flat-jax` console script: the same as python -m flat_jax.main."""
   app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  cli()

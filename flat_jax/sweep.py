@@ -40,7 +40,8 @@ from flat_jax import config as config_lib
 FLAGS = flags.FLAGS
 # Settings more than this many points of dev accuracy below the grid's best are not chosen.
 MAX_ACCURACY_DROP = 3.0
-flags.DEFINE_string("config", None, "Config file of every point (configs/<dataset>_<model>.py).")
+flags.DEFINE_string("config", None, "Config of every point: a preset name (sst2_cnn) or a config "
+                    "file (configs/<dataset>_<model>.py).")
 flags.DEFINE_string("workdir", None, "Directory of the sweep: one workdir per point under it.")
 flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,...: a config key and its values (repeatable; "
                           "the grid is the product).")
@@ -271,8 +272,10 @@ def run_sweep(config_path: str, workdir, grid_specs: Sequence[str], extra: Seque
     raise SweepError("no --grid given")
   if dev_examples <= 0 or parallel <= 0:
     raise SweepError("--dev_examples and --parallel must be > 0")
-  if not pathlib.Path(config_path).exists():
-    raise SweepError(f"--config {config_path}: no such file")
+  try:
+    config_path = config_lib.config_file(config_path)   # a preset name or a file
+  except config_lib.ConfigError as e:
+    raise SweepError(str(e)) from None
   shard_index, shard_count = _parse_shard(shard)
   points = grid_points(grid)
   workdir.mkdir(parents=True, exist_ok=True)

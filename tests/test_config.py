@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from flat_jax.config import ConfigError, base_config, validate
+from flat_jax.config import PRESET_DIR, ConfigError, base_config, config_file, presets, validate
 
-CONFIGS = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py"))
+CONFIGS = [PRESET_DIR / f"{name}.py" for name in presets()]
 
 
 def _load(path):
@@ -23,6 +23,19 @@ def test_all_sixteen_pairs_and_default_exist_and_validate():
   assert pairs | {"default"} <= names
   for path in CONFIGS:
     validate(_load(path))
+
+
+def test_config_takes_a_preset_name_or_a_file():
+  assert config_file("sst2_cnn") == str(PRESET_DIR / "sst2_cnn.py")
+  assert config_file("default.py") == str(PRESET_DIR / "default.py")
+  checkout = pathlib.Path(__file__).parents[1] / "configs" / "trec_cnn.py"   # the link in a checkout
+  assert config_file(str(checkout)) == str(checkout) and checkout.resolve().parent == PRESET_DIR
+  assert config_file(f"{checkout}:arg") == f"{checkout}:arg"
+  with pytest.raises(ConfigError, match=r"--config sst2_cmm: no such config file or preset \(presets: "
+                                        r"agnews_bert, .*sst2_cnn"):
+    config_file("sst2_cmm")
+  with pytest.raises(ConfigError, match="no such config file"):
+    config_file("elsewhere/sst2_cnn.py")       # a path is a path, never a preset
 
 
 def test_paper_settings_in_configs():
