@@ -214,10 +214,15 @@ def _load_data(config) -> RunData:
   vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
   embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
                                seed=config.seed, norm=config.model.embeddings_norm)
-  encode = lambda split: EncodedSplit(vocab.encode_batch(split.texts, config.data.max_length)[0],
-                                      split.labels)
   return RunData(dataset, vocab, embeddings.matrix, embeddings.source, embeddings.coverage,
-                 encode(dataset.train), encode(dataset.dev), encode(dataset.test))
+                 *_encode_words(vocab, dataset, config.data.max_length))
+
+
+def _encode_words(vocab: Vocab, dataset, max_length: int) -> tuple[EncodedSplit, ...]:
+  """train, dev and test with `vocab`: the run's current vocabulary, the one its model, the saved
+  vocab.json, the attacks and IG read texts with."""
+  return tuple(EncodedSplit(vocab.encode_batch(split.texts, max_length)[0], split.labels)
+               for split in (dataset.train, dataset.dev, dataset.test))
 
 
 def _load_piece_data(config, dataset) -> RunData:
@@ -262,6 +267,9 @@ def _grow_vocabulary(config, data: RunData, records) -> int:
   if new:
     data.vocab = data.vocab.extended(new)
     data.matrix = np.concatenate([data.matrix, np.stack([vectors[w] for w in new])])
+    # a dev or test word that was <unk> may have just joined: from now on dev selection and the
+    # test accuracy read texts as the saved model, the attacks and IG do
+    data.train, data.dev, data.test = _encode_words(data.vocab, data.dataset, data.train.ids.shape[1])
   return len(new)
 
 
