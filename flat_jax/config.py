@@ -27,6 +27,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.stage = "all"
   c.restore = ""
   c.overwrite = False
+  # also write the training curves as TensorBoard events under DIR/tensorboard (tensorboard --logdir
+  # runs/), one global step across the stages; metrics.jsonl is written either way
+  c.tensorboard = False
   # "authors": the authors' release's training protocol (PROTOCOLS["authors"], their defects 4 and
   # 6 included, as switches); every switch a run sets away from its default keeps the run's value
   c.protocol = "ours"

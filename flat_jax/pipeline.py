@@ -107,7 +107,7 @@ def _check_supported(config) -> None:
 
 def _comparable(config) -> dict:
   settings = json.loads(json.dumps(config.to_dict(), default=list))
-  for key in ("overwrite", "stage"):   # neither changes what a run computes
+  for key in ("overwrite", "stage", "tensorboard"):   # none changes what a run computes
     settings.pop(key, None)
   return settings
 
@@ -341,7 +341,8 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                                                                 donate_state=config.train.donate_state),
                eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
-               metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None),
+               metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None,
+                                     tensorboard=config.tensorboard),
                stage=stage,
                steps_limit=config.train.steps_limit,
                checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim,

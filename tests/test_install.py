@@ -48,7 +48,8 @@ def test_the_wheel_installs_and_runs_a_preset_outside_the_checkout(tmp_path, sha
   assert where.startswith(site), where
   run = subprocess.run(
       [str(env / "bin" / "flat-jax"), "--config", "trec_cnn", "--workdir", "run",
-       "--config.data.train_limit=200", "--config.train.epochs=1", "--config.eval.num_examples=4"],
+       "--config.data.train_limit=200", "--config.train.epochs=1", "--config.eval.num_examples=4",
+       "--config.tensorboard=True"],
       cwd=elsewhere, capture_output=True, text=True,
       env={**os.environ, "FLAT_JAX_DATA": str(shared_data)})
   assert run.returncode == 0, run.stderr[-3000:]
@@ -56,3 +57,4 @@ def test_the_wheel_installs_and_runs_a_preset_outside_the_checkout(tmp_path, sha
   assert results["status"] == "finished" and results["dataset"] == "trec"
   assert results["after_attack"]["textfooler"]["num_examples"] == 4   # offline attack resources found
   assert (elsewhere / "run" / "report" / "index.html").exists()
+  assert list((elsewhere / "run" / "tensorboard").glob("events.out.tfevents.*"))

@@ -1,6 +1,7 @@
 """Epoch loop: train, evaluate on dev each epoch, keep the best-dev parameters."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -44,10 +45,15 @@ class EncodedSplit:
 
 
 class MetricsWriter:
-  """Appends one JSON object per line to DIR/metrics.jsonl (None: log only)."""
+  """Appends one JSON object per line to DIR/metrics.jsonl (None: log only). With `tensorboard`,
+  also writes each line's numbers as TensorBoard scalars under DIR/tensorboard/, at one global step
+  that runs on across stages: a stage starts where the stages before it in metrics.jsonl ended, so
+  a resumed run continues the same curves."""
 
-  def __init__(self, path):
+  def __init__(self, path, tensorboard: bool = False):
     self.path = path
+    self._tensorboard = bool(tensorboard and path)
+    self._writer = None
 
   def drop_after(self, stage: str, epoch: int) -> None:
     """Forgets lines of `stage` past `epoch` (written before a kill, redone after resuming), and a
@@ -70,9 +76,39 @@ class MetricsWriter:
   def write(self, record: dict) -> None:
     logging.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in record.items()))
-    if self.path:
-      with open(self.path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    if not self.path:
+      return
+    if self._tensorboard:   # before the line joins the file: its stage's offset ignores it
+      self._scalars(record)
+    with open(self.path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
+  def global_step(self, stage: str, step: int) -> int:
+    """`step` of `stage` on the run's one axis: plus the last step of every other stage that
+    metrics.jsonl holds before this stage's first line."""
+    offset, last = 0, {}
+    if self.path.exists():
+      for line in self.path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+          r = json.loads(line)
+          if r.get("stage") == stage:
+            break
+          last[r.get("stage")] = int(r.get("step", 0))
+      offset = sum(last.values())
+    return offset + int(step)
+
+  def _scalars(self, record: dict) -> None:
+    if self._writer is None:
+      from tensorboardX import SummaryWriter   # only when asked for
+      # its own file per writer: two in the same second would otherwise share (and clobber) one
+      self._writer = SummaryWriter(str(self.path.parent / "tensorboard"), flush_secs=10,
+                                   filename_suffix=f".{os.getpid()}.{time.time_ns()}")
+    step = self.global_step(record.get("stage", ""), record.get("step", 0))
+    for key, value in record.items():
+      if isinstance(value, (int, float)) and key not in ("step", "epoch") and math.isfinite(value):
+        self._writer.add_scalar(key, value, step)
+    self._writer.add_text("stage", f"{record.get('stage')} epoch {record.get('epoch')}", step)
+    self._writer.flush()
 
 
 def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
