@@ -26,7 +26,7 @@ from flat_jax import config as config_lib
 from flat_jax import pipeline
 from flat_jax.attacks.bridge import PredictionBridge
 from flat_jax.attacks.generate import AttackJob, attack_examples
-from flat_jax.data.datasets import REGISTRY
+from flat_jax.data.datasets import known_label_names
 from flat_jax.data.text import clean_text, tokenize
 from flat_jax.interpret.pairs import word_attributor_ig
 from flat_jax.training.artifacts import final_stage, load_trained
@@ -153,5 +153,5 @@ def _texts(texts) -> list[str]:
 
 
 def _label_names(c, num_classes: int) -> tuple[str, ...]:
-  names = tuple(c.data.label_names) or (REGISTRY[c.data.name].label_names if c.data.name in REGISTRY else ())
+  names = known_label_names(c.data)
   return names if len(names) == num_classes else tuple(str(i) for i in range(num_classes))

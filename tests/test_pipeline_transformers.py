@@ -84,6 +84,29 @@ def test_bert_flat_round_end_to_end(tmp_path, tiny_bert_dir, shared_data):
   results_acc = 100.0 * np.mean(np.argmax(logits, -1) == dataset.test.labels)
   assert results["standard_accuracy"] == pytest.approx(results_acc)
 
+  # exported as a Hugging Face checkpoint: transformers computes the classifier without the mask
+  out = tmp_path / "hf"
+  done = subprocess.run([sys.executable, "-m", "flat_jax.export", str(workdir), str(out)],
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-3000:]
+  summary = json.loads((out / "flat_jax_export.json").read_text())
+  assert summary["word_mask"].startswith("left out") and summary["check"]["max_abs_logit_diff"] < 1e-4
+  hf = transformers.AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True).eval()
+  assert type(hf).__name__ == "BertForSequenceClassification"
+  assert hf.config.id2label == {0: "negative", 1: "positive"}
+  tokenizer = transformers.AutoTokenizer.from_pretrained(out, local_files_only=True)
+  assert tokenizer("a film")["input_ids"] == transformers.AutoTokenizer.from_pretrained(
+      tiny_bert_dir, local_files_only=True)("a film")["input_ids"]
+  with torch.no_grad():
+    hf_logits = hf(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(ids != 0)).logits.numpy()
+  plain = trained.model.clone(word_mask=None)
+  unmasked = np.asarray(plain.apply({"params": {k: v for k, v in trained.params.items() if k != "word_mask"}},
+                                    ids, deterministic=True)["logits"])
+  np.testing.assert_allclose(hf_logits, unmasked, atol=1e-4)
+  # what leaving the mask out costs on these test texts (both printed for the record)
+  print("test accuracy with the mask", results_acc, "exported without it",
+        100.0 * np.mean(hf_logits.argmax(-1) == dataset.test.labels))
+
 
 def test_deberta_from_scratch_trains_and_reloads(tmp_path, shared_data):
   workdir = tmp_path / "deberta"
@@ -97,6 +120,13 @@ def test_deberta_from_scratch_trains_and_reloads(tmp_path, shared_data):
   assert trained.model.config.relative_attention and trained.model.config.num_layers == 1
   probs = PredictionBridge.from_trained(trained)(["a gripping , funny film", "dull"])
   assert probs.shape == (2, 2) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+  from flat_jax.export import export
+  summary = export(workdir, tmp_path / "hf")
+  assert summary["word_mask"] == "none" and summary["check"]["max_abs_logit_diff"] < 1e-4
+  hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf", local_files_only=True)
+  assert type(hf).__name__ == ("DebertaV2ForSequenceClassification" if trained.model.config.version == 2
+                               else "DebertaForSequenceClassification")
 
 
 def test_deberta_without_a_checkpoint_says_what_to_pass(tmp_path, shared_data):

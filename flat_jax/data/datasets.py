@@ -30,6 +30,15 @@ class DataError(ValueError):
   """Bad or missing data; the message names the file (and line) or says where to put it."""
 
 
+def known_label_names(data_config) -> tuple[str, ...]:
+  """The class names a run's config fixes without reading data: data.label_names, else the
+  registry's; () for custom data whose names were inferred from its file."""
+  if data_config.label_names:
+    return tuple(data_config.label_names)
+  return REGISTRY[data_config.name].label_names if data_config.name in REGISTRY else ()
+
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   name: str

@@ -123,10 +123,13 @@ class Entry:
   name: str
   convert: Callable[[np.ndarray], np.ndarray] = lambda a: a
   hf_shape: Callable[[tuple], tuple] = lambda s: s
+  # the way back (export): (Flax array, the checkpoint tensor built so far or None) -> the tensor
+  invert: Callable[[np.ndarray, Any], np.ndarray] = lambda a, _: a
 
 
 def _transposed(path, name):
-  return Entry(path, name, lambda a: np.ascontiguousarray(a.T), lambda s: tuple(reversed(s)))
+  return Entry(path, name, lambda a: np.ascontiguousarray(a.T), lambda s: tuple(reversed(s)),
+               lambda a, _: np.ascontiguousarray(a.T))
 
 
 def _dense(path, name, bias=True):
@@ -147,7 +150,14 @@ def _fused_part(path, name, part, heads):
   def convert(a):
     hidden = a.shape[1]
     return np.ascontiguousarray(a.reshape(heads, 3, -1, hidden)[:, part].reshape(-1, hidden).T)
-  return Entry(path, name, convert, lambda s: (3 * s[1], s[0]))
+
+  def invert(kernel, fused):     # kernel (H, heads * d): fill this part's rows of in_proj
+    hidden = kernel.shape[0]
+    fused = np.zeros((heads, 3, kernel.shape[1] // heads, hidden), kernel.dtype) if fused is None else (
+        fused.reshape(heads, 3, -1, hidden).copy())
+    fused[:, part] = kernel.T.reshape(heads, -1, hidden)
+    return fused.reshape(-1, hidden)
+  return Entry(path, name, convert, lambda s: (3 * s[1], s[0]), invert)
 
 
 def bert_entries(c: BertConfig) -> list[Entry]:
@@ -347,6 +357,66 @@ def convert_state_dict(arch, state_dict: dict[str, np.ndarray], source: str = "c
                 " ..." if len(unused) > 20 else "")
   return {"encoder": _nest({k: jnp.asarray(v) for k, v in flat.items()}),
           **{k: jax.tree.map(jnp.asarray, v) for k, v in heads.items()}}
+
+
+# ---- export (the way back) ----
+
+def config_to_hf(arch, num_classes: int, label_names=()) -> dict[str, Any]:
+  """config.json of the *ForSequenceClassification model that computes what `arch` does: the
+  inverse of config_from_hf (BertConfig.from_hf / DebertaConfig.from_hf)."""
+  names = list(label_names) if len(label_names) == num_classes else [f"LABEL_{i}" for i in range(num_classes)]
+  common = dict(
+      vocab_size=arch.vocab_size, hidden_size=arch.hidden_size, num_hidden_layers=arch.num_layers,
+      num_attention_heads=arch.num_heads, intermediate_size=arch.intermediate_size,
+      max_position_embeddings=arch.max_position, type_vocab_size=arch.type_vocab_size,
+      layer_norm_eps=arch.layer_norm_eps, hidden_act=arch.hidden_act,
+      hidden_dropout_prob=arch.hidden_dropout, attention_probs_dropout_prob=arch.attention_dropout,
+      initializer_range=arch.initializer_range, pad_token_id=arch.pad_id,
+      id2label={str(i): n for i, n in enumerate(names)}, label2id={n: i for i, n in enumerate(names)})
+  if isinstance(arch, BertConfig):
+    return dict(common, model_type="bert", architectures=["BertForSequenceClassification"],
+                position_embedding_type="absolute", classifier_dropout=arch.classifier_dropout)
+  out = dict(common, model_type="deberta-v2" if arch.version == 2 else "deberta",
+             architectures=["DebertaV2ForSequenceClassification" if arch.version == 2
+                            else "DebertaForSequenceClassification"],
+             position_biased_input=arch.position_biased_input,
+             relative_attention=arch.relative_attention,
+             max_relative_positions=arch.max_relative_positions, pos_att_type=list(arch.pos_att_type),
+             pooler_hidden_size=arch.pooler_hidden_size or arch.hidden_size,
+             pooler_hidden_act=arch.pooler_hidden_act, pooler_dropout=arch.pooler_dropout,
+             cls_dropout=arch.cls_dropout)
+  if arch.embedding_size is not None:
+    out["embedding_size"] = arch.embedding_size
+  if arch.version == 2:
+    out.update(position_buckets=arch.position_buckets, share_att_key=arch.share_att_key,
+               norm_rel_ebd="layer_norm" if arch.norm_rel_ebd else "none",
+               conv_kernel_size=arch.conv_kernel_size, conv_groups=arch.conv_groups, conv_act=arch.conv_act)
+    if arch.attention_head_size is not None:
+      out["attention_head_size"] = arch.attention_head_size
+  else:
+    out["talking_head"] = arch.talking_head
+  return out
+
+
+def export_state_dict(arch, params: dict) -> dict[str, np.ndarray]:
+  """A classifier's params -> the *ForSequenceClassification state dict (names with the task
+  model's prefix, PyTorch layouts). A word mask has no counterpart and is left out (the caller
+  says so)."""
+  prefix = PREFIXES[_model_type(arch)]
+  entries = bert_entries(arch) + bert_optional_entries(arch) if isinstance(arch, BertConfig) else (
+      deberta_entries(arch))
+  encoder = _flatten(jax.tree.map(np.asarray, params["encoder"]))
+  missing = sorted(set(encoder) - {e.path for e in entries})
+  if missing:
+    raise CheckpointError(f"no checkpoint name for the encoder params {missing}")
+  state: dict[str, np.ndarray] = {}
+  for e in entries:
+    state[prefix + e.name] = e.invert(encoder[e.path], state.get(prefix + e.name))
+  for key, head in head_entries(arch).items():
+    flat = _flatten(jax.tree.map(np.asarray, params[key]))
+    for e in head:
+      state[e.name] = e.invert(flat[e.path], state.get(e.name))
+  return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
 def load_tokenizer(directory):
