@@ -27,7 +27,7 @@ from flat_jax.data.datasets import load_dataset
 from flat_jax.data.batching import PaddingTrim, length_buckets, num_batches
 from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
 from flat_jax.data.pieces import PieceEncoder
-from flat_jax.data.text import clean_text
+from flat_jax.data.text import clean_text, tokenize
 from flat_jax.data.vocab import Vocab
 from flat_jax.models import transformer
 from flat_jax.models.classifier import build_word_classifier, with_embedding
@@ -37,8 +37,9 @@ from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
 from flat_jax.attacks import augment
-from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, summarize
+from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, records_by_index, summarize
 from flat_jax.interpret import pairs as interpret_pairs
+from flat_jax.interpret.consistency import topk_chance
 from flat_jax.report.tables import load_runs, render
 
 
@@ -727,13 +728,24 @@ def write_report(workdir) -> dict:
     analysis = importance_lib.analyze_run(workdir)
     results["importance"] = analysis.summary
     write_results(workdir, results)
-  images = plots.write_run_plots(report_dir, analysis=analysis,
+  metrics = []
+  if (workdir / "metrics.jsonl").exists():
+    for line in (workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+      with contextlib.suppress(ValueError):
+        metrics.append(json.loads(line))
+  chance = {}   # what random rankings of the pairs' texts score in Figure 6
+  max_length = json.loads((workdir / "config.json").read_text())["data"]["max_length"]
+  for file in sorted((workdir / "attacks").glob("test_*.jsonl")):
+    pairs = interpret_pairs.counterpart_records(records_by_index(file))
+    chance[file.stem.removeprefix("test_")] = topk_chance(
+        [min(len(tokenize(clean_text(r["original"]))), max_length) for r in pairs])
+  images = plots.write_run_plots(report_dir, analysis=analysis, metrics=metrics, chance=chance,
                                  runs={plots.run_label(results): results})
   attribute = None
   if results.get("model_stage"):
     trained = load_trained(workdir, results["model_stage"])
     attribute = interpret_pairs.word_attributor_ig(trained, steps=trained.config.eval.ig_steps)
-  page = html.write_page(workdir, attribute=attribute, images=images,
+  page = html.write_page(workdir, attribute=attribute, images=images, analysis=analysis,
                          importance=analysis.summary if analysis else None)
   logging.info("report page: %s", page)
   return results

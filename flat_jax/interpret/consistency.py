@@ -72,6 +72,15 @@ def topk_intersection(attr_orig, attr_adv, k: int) -> float:
   return shared.size / k
 
 
+def topk_chance(lengths, ks=tuple(range(1, 11))) -> dict[str, float]:
+  """The top-k intersection two independent random rankings score on average over texts of these
+  word counts: for n words and k' = min(k, n), E|top-k' ∩ top-k'| / k' = k' / n."""
+  lengths = np.asarray([n for n in lengths if n > 0], np.float64)
+  if lengths.size == 0:
+    return {}
+  return {str(k): float(np.mean(np.minimum(k, lengths) / lengths)) for k in ks}
+
+
 def _by_class(attr, alignment_side) -> np.ndarray:
   attr = np.asarray(attr, dtype=np.float64)
   attr = attr[None] if attr.ndim == 1 else attr

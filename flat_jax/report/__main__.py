@@ -38,6 +38,7 @@ def main(argv=None) -> int:
   target = parser.add_mutually_exclusive_group()
   target.add_argument("--out", help="write the markdown here instead of printing it")
   target.add_argument("--into", help="replace the marked tables block of this markdown file")
+  target.add_argument("--html", help="write a page comparing the runs side by side here")
   parser.add_argument("--study", action="store_true",
                       help="the settings-by-seed comparison instead of the paper's tables")
   parser.add_argument("--block", help="with --into: the marked block's name (default: tables, "
@@ -50,6 +51,10 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  if args.html:
+    from flat_jax.report.html import write_compare_page
+    print(write_compare_page(args.runs, args.html))
+    return 0
   text = render_study(runs) if args.study else render(runs)
   if args.into:
     try:

@@ -23,10 +23,12 @@ from flat_jax.report.plots import run_label
 
 POSITIVE_RGB, NEGATIVE_RGB = (214, 39, 40), (31, 119, 180)
 CAPTIONS = {
+    "training_curves": "Training: train loss and dev accuracy per epoch, every stage on one step axis.",
     "figure4": "Figure 4: global importance φ against word and substitution frequency.",
     "figure5": "Figure 5: L1 difference between φ of 1000 sampled words and φ of their 10 nearest "
                "synonyms (and of 10 random words, for reference).",
-    "figure6_ig": "Figure 6: top-k intersection of IG attributions on original/adversarial pairs.",
+    "figure6_ig": "Figure 6: top-k intersection of IG attributions on original/adversarial pairs "
+                  "(dashed: what random rankings of the same texts score).",
     "figure6_lime": "Top-k intersection of LIME attributions on original/adversarial pairs.",
 }
 STYLE = """
@@ -43,6 +45,62 @@ table.pairs td.text { line-height: 1.9; } table.pairs td.num { text-align: right
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #555; font-size: 0.9em; }
 .meta td:first-child { font-weight: 600; background: #fafafa; }
+.controls { margin: 0.6em 0; display: flex; gap: 0.8em; flex-wrap: wrap; align-items: center;
+            font-size: 0.92em; }
+.controls input[type=search] { width: 16em; } .count { color: #555; }
+table.sortable th { cursor: pointer; user-select: none; } table.sortable th:hover { background: #e8e8e8; }
+.scroll { max-height: 32em; overflow-y: auto; display: inline-block; border: 1px solid #eee; }
+"""
+
+# Search, filters and sorting for the pairs and the phi table, inline (the page stays one file).
+# A table's controls sit in the .controls block just before it; rows carry data-* fields.
+SCRIPT = """
+function rowsOf(table) { return Array.from(table.tBodies[0].rows); }
+function applyFilters(table) {
+  const box = table._box;
+  const get = (name) => box.querySelector('[data-filter="' + name + '"]');
+  const text = (get('search') || {}).value || '';
+  const status = (get('status') || {}).value || '';
+  const label = (get('label') || {}).value || '';
+  const flipped = (get('flipped') || {}).checked || false;
+  let shown = 0;
+  for (const row of rowsOf(table)) {
+    const ok = (!text || row.textContent.toLowerCase().includes(text.toLowerCase()))
+      && (!status || row.dataset.status === status) && (!label || row.dataset.label === label)
+      && (!flipped || row.dataset.flipped === '1');
+    row.style.display = ok ? '' : 'none';
+    shown += ok;
+  }
+  const count = box.querySelector('.count');
+  if (count) count.textContent = shown + ' of ' + rowsOf(table).length + ' shown';
+}
+function sortBy(table, key, numeric, descending) {
+  const rows = rowsOf(table);
+  const value = (row) => { const v = row.dataset[key] !== undefined ? row.dataset[key]
+                                   : row.cells[Number(key)].dataset.v ?? row.cells[Number(key)].textContent;
+                           return numeric ? parseFloat(v) : v.toLowerCase(); };
+  rows.sort((a, b) => { const x = value(a), y = value(b);
+                        return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1); });
+  rows.forEach((row) => table.tBodies[0].appendChild(row));
+}
+document.querySelectorAll('.controls').forEach((box) => {
+  const next = box.nextElementSibling;
+  const table = next.tagName === 'TABLE' ? next : next.querySelector('table');
+  table._box = box;
+  box.querySelectorAll('[data-filter]').forEach((el) =>
+    el.addEventListener('input', () => applyFilters(table)));
+  const sort = box.querySelector('[data-sort]');
+  if (sort) sort.addEventListener('change', () => {
+    const [key, kind, order] = sort.value.split(':');
+    sortBy(table, key, kind === 'n', order === 'desc'); });
+  applyFilters(table);
+});
+document.querySelectorAll('table.sortable').forEach((table) => {
+  Array.from(table.tHead.rows[0].cells).forEach((th, i) => th.addEventListener('click', () => {
+    const descending = th.dataset.order !== 'desc';
+    th.dataset.order = descending ? 'desc' : 'asc';
+    sortBy(table, String(i), th.dataset.kind === 'n', descending); }));
+});
 """
 
 
@@ -81,9 +139,10 @@ def _label(label_names: Sequence[str], label) -> str:
 
 
 def pairs_table(records: Sequence[dict], attribute: Callable, label_names: Sequence[str],
-                limit: int = 20) -> str:
-  """Figure 3: the first `limit` records whose text the attack changed, both texts coloured by
-  `attribute(texts) -> [(C, n_words)]` at the predicted class; replaced words framed."""
+                limit: int | None = None) -> str:
+  """Figure 3: every record whose text the attack changed (the first `limit` if given), both texts
+  coloured by `attribute(texts) -> [(C, n_words)]` at the predicted class, replaced words framed;
+  with a search box, filters (attack status, label, prediction changed) and sorting."""
   pairs = counterpart_records(records)[:limit]
   if not pairs:
     return '<p class="note">No attacked test example had its text changed.</p>'
@@ -107,11 +166,62 @@ def pairs_table(records: Sequence[dict], attribute: Callable, label_names: Seque
       flip = " flip" if pred != int(record["label"]) else ""
       cells.append(f'<td class="text"><span class="pred{flip}">[{html.escape(_label(label_names, pred))}]'
                    f'</span> {coloured_words(words, attr[pred], marked)}</td>')
-    rows.append(f'<tr><td class="num">{n}</td><td>{html.escape(_label(label_names, int(record["label"])))}'
-                f'</td><td>{html.escape(record["status"])}</td>{"".join(cells)}</tr>')
-  return ('<table class="pairs"><tr><th>#</th><th>label</th><th>attack</th>'
-          '<th>original [prediction]</th><th>adversarial [prediction]</th></tr>\n'
-          + "\n".join(rows) + "</table>")
+    label = html.escape(_label(label_names, int(record["label"])))
+    rows.append(f'<tr data-n="{n}" data-status="{html.escape(record["status"])}" data-label="{label}" '
+                f'data-flipped="{int(pred_adv != pred_orig)}" data-changed="{len(changed)}" '
+                f'data-length="{len(words_orig)}"><td class="num">{n}</td><td>{label}</td>'
+                f'<td>{html.escape(record["status"])}</td><td class="num">{len(changed)}</td>'
+                f'{"".join(cells)}</tr>')
+  statuses = sorted({r["status"] for r in pairs})
+  labels = sorted({_label(label_names, int(r["label"])) for r in pairs})
+  option = lambda v: f'<option value="{html.escape(v)}">{html.escape(v)}</option>'
+  controls = (
+      '<div class="controls"><input type="search" data-filter="search" placeholder="search the texts">'
+      f'<label>attack <select data-filter="status"><option value="">any</option>'
+      f'{"".join(map(option, statuses))}</select></label>'
+      f'<label>label <select data-filter="label"><option value="">any</option>'
+      f'{"".join(map(option, labels))}</select></label>'
+      '<label><input type="checkbox" data-filter="flipped"> prediction changed</label>'
+      '<label>sort <select data-sort><option value="n:n:asc">test order</option>'
+      '<option value="changed:n:desc">most words replaced</option>'
+      '<option value="changed:n:asc">fewest words replaced</option>'
+      '<option value="length:n:desc">longest</option><option value="length:n:asc">shortest</option>'
+      f'</select></label><span class="count">{len(pairs)} of {len(pairs)} shown</span></div>')
+  return (controls + '<table class="pairs"><thead><tr><th>#</th><th>label</th><th>attack</th>'
+          '<th>replaced</th><th>original [prediction]</th><th>adversarial [prediction]</th></tr>'
+          '</thead><tbody>\n' + "\n".join(rows) + "</tbody></table>")
+
+
+def rounds_table(results: dict) -> str:
+  """One row per adversarial training round: the attack on the training set and the model after."""
+  rounds = results.get("rounds", [])
+  if not rounds:
+    return '<p class="note">No adversarial training rounds (a base run).</p>'
+  fmt = lambda v, d=1: "-" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
+  rows = []
+  for k, r in enumerate(rounds, 1):
+    attack = r.get("attack", {})
+    rows.append("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in (
+        k, r.get("attacked_model"), attack.get("recipe"), attack.get("num_examples"),
+        attack.get("success_rate"), r.get("kept"), r.get("vocab_added"), r.get("dev_accuracy"),
+        r.get("best_epoch"))) + "</tr>")
+  return ("<table><thead><tr><th>round</th><th>attacked model</th><th>attack</th><th>attacked</th>"
+          "<th>success rate (%)</th><th>adversarial examples kept</th><th>words added</th>"
+          "<th>dev accuracy after (%)</th><th>best epoch</th></tr></thead><tbody>"
+          + "".join(rows) + "</tbody></table>")
+
+
+def phi_table(analysis) -> str:
+  """Every analysed word's global importance φ with its training and substitution counts: sortable
+  by any column, searchable."""
+  rows = "".join(
+      f'<tr><td>{html.escape(w)}</td><td data-v="{p:.6f}">{p:.3f}</td><td>{int(f)}</td><td>{int(c)}</td></tr>'
+      for w, p, f, c in sorted(zip(analysis.words, analysis.phi, analysis.word_freq, analysis.sub_freq),
+                               key=lambda row: -row[1]))
+  return ('<div class="controls"><input type="search" data-filter="search" placeholder="find a word">'
+          f'<span class="count"></span></div><div class="scroll"><table class="sortable">'
+          '<thead><tr><th>word</th><th data-kind="n">φ</th><th data-kind="n">in training texts</th>'
+          '<th data-kind="n">times substituted</th></tr></thead><tbody>' + rows + "</tbody></table></div>")
 
 
 def _inline(text: str) -> str:
@@ -217,15 +327,16 @@ def _header(results: dict, config: dict) -> str:
 
 
 def write_page(workdir, *, attribute: Callable | None = None, images: Sequence = (),
-               compare: Sequence = (), importance: dict | None = None,
-               attacks: Sequence[str] | None = None, limit: int = 20, out=None) -> pathlib.Path:
+               compare: Sequence = (), importance: dict | None = None, analysis=None,
+               attacks: Sequence[str] | None = None, limit: int | None = None, out=None) -> pathlib.Path:
   """Writes DIR/report/index.html (or `out`) and returns its path.
 
   attribute: texts -> [(C, n_words)] attributions (e.g. interpret.pairs.word_attributor_ig) for
     Figure 3; without it the pairs are not shown. images: PNG paths to embed (report.plots).
   compare: other workdirs (e.g. the base and adv runs) whose results join this run's in the tables.
-  importance: the summary of an interpret.importance analysis. attacks: whose DIR/attacks/
-    test_<attack>.jsonl pairs to show (default: all there are)."""
+  importance: the summary of an interpret.importance analysis; analysis: the analysis itself, for
+    the per-word φ table. attacks: whose DIR/attacks/test_<attack>.jsonl pairs to show (default:
+    all there are), every pair unless `limit`."""
   workdir = pathlib.Path(workdir)
   if not (workdir / "results.json").exists():
     raise FileNotFoundError(f"{workdir}: no results.json to report on")
@@ -236,8 +347,12 @@ def write_page(workdir, *, attribute: Callable | None = None, images: Sequence =
           f"{run_label(results)}: {workdir.name}"
   sections = [f"<h1>{html.escape(title)}</h1>", _header(results, config),
               "<h2>Tables</h2>", tables_html([workdir, *compare])]
+  if results.get("rounds"):
+    sections += ["<h2>Adversarial training rounds</h2>", rounds_table(results)]
   if importance:
     sections += ["<h2>Global word importance</h2>", importance_html(importance)]
+  if analysis is not None:
+    sections += ["<h3>φ of every training word</h3>", phi_table(analysis)]
   if images:
     sections += ["<h2>Plots</h2>"] + [image_html(p) for p in images]
   sections.append("<h2>Figure 3: attributions on original/adversarial pairs</h2>")
@@ -262,9 +377,64 @@ def write_page(workdir, *, attribute: Callable | None = None, images: Sequence =
                    pairs_table(records_by_index(file), attribute, label_names, limit)]
   page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-          + "\n".join(sections) + "\n</body></html>\n")
+          + "\n".join(sections) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
   out = pathlib.Path(out) if out else workdir / "report" / "index.html"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(page, encoding="utf-8")
   return out
 
+
+
+def _compare_rows(runs: Sequence[dict]) -> list[tuple[str, list[str]]]:
+  """Facts of several runs, one list of cells per fact (a run without it: "-")."""
+  def fmt(v, digits=2):
+    return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+  attacks = sorted({a for r in runs for a in r.get("after_attack", {})})
+  rows = [("dataset", [paper.DATASET_NAMES.get(r.get("dataset"), r.get("dataset")) for r in runs]),
+          ("model", [run_label(r) for r in runs]), ("seed", [fmt(r.get("seed")) for r in runs]),
+          ("status", [fmt(r.get("status")) for r in runs]),
+          ("rounds", [fmt(r.get("rounds_done", 0)) for r in runs]),
+          ("standard accuracy (%)", [fmt(r.get("standard_accuracy")) for r in runs]),
+          ("attack temperature", [fmt((r.get("attack_temperature") or {}).get("value"), 3) for r in runs])]
+  for a in attacks:
+    name = paper.ATTACK_NAMES.get(a, a)
+    rows.append((f"after {name} (%)", [fmt(r.get("after_attack", {}).get(a, {}).get("accuracy")) for r in runs]))
+    rows.append((f"examples attacked ({name})", [fmt(r.get("after_attack", {}).get(a, {}).get("num_examples"))
+                                                 for r in runs]))
+    for key, label in (("kendall_tau", "IG Kendall's tau"), ("topk_intersection", "IG top-5")):
+      cells = []
+      for r in runs:
+        v = r.get("interpretation", {}).get("ig", {}).get(a, {}).get(key)
+        cells.append(fmt(v.get("5") if isinstance(v, dict) else v, 3))
+      rows.append((f"{label} ({name})", cells))
+  for a in sorted({a for r in runs for a in r.get("dev_after_attack", {})}):
+    rows.append((f"dev after {paper.ATTACK_NAMES.get(a, a)} (%)",
+                 [fmt(r.get("dev_after_attack", {}).get(a, {}).get("accuracy")) for r in runs]))
+  return [(k, cells) for k, cells in rows if any(c != "-" for c in cells)]
+
+
+def write_compare_page(paths: Sequence, out) -> pathlib.Path:
+  """One page for several runs side by side (python -m flat_jax.report DIR... --html OUT): a column
+  per run, the paper's tables over all of them, and Figure 6 with a curve per run."""
+  runs = tables.load_runs(paths)
+  names = [pathlib.Path(r["_path"]).parent.name for r in runs]
+  head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+  body = "".join(f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                 + "</tr>" for k, cells in _compare_rows(runs))
+  sections = [f"<h1>{len(runs)} runs side by side</h1>",
+              f'<table class="meta"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>',
+              "<h2>Tables</h2>", tables_html([pathlib.Path(r["_path"]) for r in runs])]
+  out = pathlib.Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  labelled = {f"{n}: {run_label(r)}": r for n, r in zip(names, runs)}
+  if any(r.get("interpretation", {}).get("ig") for r in runs):
+    import tempfile
+    from flat_jax.report import plots
+    with tempfile.TemporaryDirectory() as tmp:
+      figure = plots.figure6(labelled, pathlib.Path(tmp) / "figure6_ig.png")
+      sections += ["<h2>Plots</h2>", image_html(figure)]
+  page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          f"<title>{len(runs)} runs</title><style>{STYLE}</style></head>\n<body>\n"
+          + "\n".join(sections) + "\n</body></html>\n")
+  out.write_text(page, encoding="utf-8")
+  return out

@@ -78,9 +78,11 @@ def figure5(l1_by_label: Mapping[str, Sequence[float]], path, *, num_synonyms: i
   return _save(fig, path)
 
 
-def figure6(runs: Mapping[str, dict], path, method: str = "ig") -> pathlib.Path:
+def figure6(runs: Mapping[str, dict], path, method: str = "ig",
+            chance: Mapping[str, Mapping[str, float]] | None = None) -> pathlib.Path:
   """Top-k intersection for k = 1..10 of `method` attributions, one panel per attack and one curve
-  per run (label -> results.json dict)."""
+  per run (label -> results.json dict); `chance` (attack -> {k: value}, consistency.topk_chance of
+  the pairs' lengths) adds what random rankings score, dashed."""
   attacks = sorted({a for run in runs.values()
                     for a in run.get("interpretation", {}).get(method, {})})
   if not attacks:
@@ -92,6 +94,10 @@ def figure6(runs: Mapping[str, dict], path, method: str = "ig") -> pathlib.Path:
       if scores:
         ks = [k for k in KS if str(k) in scores]
         ax.plot(ks, [scores[str(k)] for k in ks], marker="o", markersize=3, label=label)
+    if chance and chance.get(attack):
+      ks = [k for k in KS if str(k) in chance[attack]]
+      ax.plot(ks, [chance[attack][str(k)] for k in ks], linestyle="--", color="#888",
+              label="random rankings")
     ax.set_xlabel("k")
     ax.set_ylabel("top-k intersection")
     ax.set_xticks(KS)
@@ -101,12 +107,42 @@ def figure6(runs: Mapping[str, dict], path, method: str = "ig") -> pathlib.Path:
   return _save(fig, path)
 
 
+def training_curves(metrics: Sequence[dict], path) -> pathlib.Path:
+  """Train loss and dev accuracy of every epoch on one axis across the stages (metrics.jsonl lines
+  in order; a stage starts where the ones before it ended), stage boundaries dotted."""
+  offsets, last, points = {}, {}, []
+  for m in metrics:
+    stage = m.get("stage", "")
+    if stage not in offsets:
+      offsets[stage] = sum(last.values())
+    last[stage] = int(m.get("step", 0))
+    points.append((offsets[stage] + int(m.get("step", 0)), m))
+  if not points:
+    raise ValueError("training_curves: no metrics lines")
+  fig, (loss_ax, dev_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+  for ax, key, name in ((loss_ax, "train_loss", "train loss"), (dev_ax, "dev_accuracy", "dev accuracy (%)")):
+    for stage in offsets:
+      xs = [x for x, m in points if m.get("stage") == stage and key in m]
+      ys = [m[key] for x, m in points if m.get("stage") == stage and key in m]
+      ax.plot(xs, ys, marker="o", markersize=3, label=stage)
+    for stage, start in offsets.items():
+      if start:
+        ax.axvline(start, color="#bbb", linestyle=":")
+    ax.set_xlabel("step (all stages)")
+    ax.set_ylabel(name)
+    ax.grid(alpha=0.3)
+  dev_ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
 def write_run_plots(out_dir, *, analysis=None, runs: Mapping[str, dict] | None = None,
-                    methods: Sequence[str] = ("ig", "lime")) -> list[pathlib.Path]:
-  """The plots there are data for, into out_dir (DIR/report): figure4.png and figure5.png from an
-  importance analysis (FLAT runs), figure6_<method>.png from results.json dicts (label -> run)."""
+                    methods: Sequence[str] = ("ig", "lime"), metrics: Sequence[dict] = (),
+                    chance: Mapping[str, Mapping[str, float]] | None = None) -> list[pathlib.Path]:
+  """The plots there are data for, into out_dir (DIR/report): training_curves.png from metrics.jsonl
+  lines, figure4.png and figure5.png from an importance analysis (FLAT runs),
+  figure6_<method>.png from results.json dicts (label -> run), with the chance line if given."""
   out_dir = pathlib.Path(out_dir)
-  paths = []
+  paths = [training_curves(metrics, out_dir / "training_curves.png")] if metrics else []
   if analysis is not None:
     paths.append(figure4(analysis, out_dir / "figure4.png"))
     if len(analysis.synonym_l1):
@@ -116,5 +152,5 @@ def write_run_plots(out_dir, *, analysis=None, runs: Mapping[str, dict] | None =
                            num_synonyms=k))
   for method in methods:
     if runs and any(run.get("interpretation", {}).get(method) for run in runs.values()):
-      paths.append(figure6(runs, out_dir / f"figure6_{method}.png", method))
+      paths.append(figure6(runs, out_dir / f"figure6_{method}.png", method, chance))
   return paths

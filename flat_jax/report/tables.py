@@ -164,8 +164,8 @@ def table4(runs: Sequence[dict]) -> str:
     group = groups[("sst2", model, mode, attack, bg)]
     ours = [_mean([r.get("after_attack", {}).get(a, {}).get("accuracy") for r in group])
             for a in paper.TRANSFER_ATTACKS]
-    if not _is_paper_setting(bg) and all(value is None for value, *_ in ours):
-      continue   # an ablation run not attacked with the transfer attacks: nothing to show here
+    if all(value is None for value, *_ in ours):
+      continue   # a run not attacked with the transfer attacks: nothing to show, not a row of dashes
     rows.append([_label(model, mode, None, bg)] + [
         _cell(value, ref.get(a)) for value, a in zip(ours, paper.TRANSFER_ATTACKS)])
   return ("Table 4: after-attack accuracy (%) on SST-2 under attacks not seen in training (adv and "

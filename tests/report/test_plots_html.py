@@ -95,8 +95,9 @@ def test_page_shows_coloured_escaped_pairs_and_embeds_everything(tmp_path):
   assert text.count('src="data:image/png;base64,') == len(images) == 3
   for data in re.findall(r'src="data:image/png;base64,([^"]+)"', text):
     assert base64.b64decode(data)[:8] == PNG_MAGIC
-  # one file: nothing fetched from elsewhere
-  assert not re.search(r"<link|<script|https?://|src=\"(?!data:)|url\(", text)
+  # one file: nothing fetched from elsewhere (the search and sort script is inline)
+  assert not re.search(r"<link|<script src|https?://|src=\"(?!data:)|url\(", text)
+  assert text.count("<script>") == 1
   assert "<td>CNN-FLAT (Textfooler)</td>" in text      # Table 2 as an HTML table
   assert "Table 4" not in text                         # no SST-2 run: empty table left out
   assert "global importance vs word frequency" in text
@@ -115,3 +116,62 @@ def test_markdown_conversion_of_a_table():
   assert "<p>Title <strong>bold</strong> &lt;x&gt;</p>" in converted
   assert "<table><tr><th>A</th><th>B</th></tr>\n<tr><td>1 &amp; 2</td><td>3</td></tr>" in converted
   assert "<ul><li>item</li></ul>" in converted
+
+
+def test_every_pair_is_shown_with_filters_and_the_phi_and_round_tables(tmp_path):
+  run = _workdir(tmp_path)
+  records = [{"index": i, "label": i % 2, "status": "successful" if i % 3 else "failed",
+              "original": f"who is the best actor number {i} ?", "perturbed": f"who is the finest actor number {i} ?",
+              "original_output": i % 2, "perturbed_output": (i + (i % 3 > 0)) % 2,
+              "replaced": [[3, "best", "finest"]]} for i in range(30)]
+  (run / "attacks" / "test_textfooler.jsonl").write_text("\n".join(map(json.dumps, records)) + "\n")
+  results = json.loads((run / "results.json").read_text())
+  results["rounds"] = [{"attacked_model": "train_base", "attack": {"recipe": "textfooler", "num_examples": 100,
+                                                                   "success_rate": 81.5}, "kept": 80,
+                        "vocab_added": 12, "dev_accuracy": 77.3, "best_epoch": 2}]
+  (run / "results.json").write_text(json.dumps(results))
+  analysis = _analysis()
+  text = html.write_page(run, attribute=_attribute, analysis=analysis).read_text()
+  pairs = re.findall(r'<tr data-n="(\d+)" data-status="(\w+)" data-label="(\w+)" data-flipped="(\d)"', text)
+  assert len(pairs) == 30 and pairs[0] == ("1", "failed", "DESC", "0") and pairs[1][3] == "1"   # > 20 shown
+  assert '30 of 30 shown' in text and 'data-filter="flipped"' in text
+  assert '<option value="failed">failed</option><option value="successful">successful</option>' in text
+  phi_rows = re.findall(r'<tr><td>(\w+)</td><td data-v="[0-9.]+">([0-9.]+)</td><td>(\d+)</td><td>(\d+)</td></tr>', text)
+  assert [w for w, *_ in phi_rows] == list(np.array(analysis.words)[np.argsort(-analysis.phi, kind="stable")])
+  assert ("a", "0.900", "3", "1") in phi_rows          # 'a': phi .9, three times in training, once replaced
+  assert "<td>1</td><td>train_base</td><td>textfooler</td><td>100</td><td>81.5</td><td>80</td><td>12</td>" in text
+
+
+def test_chance_line_and_training_curves():
+  from flat_jax.interpret.consistency import topk_chance
+  chance = topk_chance([1, 10], ks=(1, 5, 10))
+  assert chance == {"1": pytest.approx((1 + 0.1) / 2), "5": pytest.approx((1 + 0.5) / 2), "10": 1.0}
+  assert topk_chance([]) == {}
+
+
+def test_training_curves_plot_every_stage_on_one_axis(tmp_path):
+  metrics = [{"stage": "train_base", "epoch": e, "step": 10 * e, "train_loss": 1.0 / e, "dev_accuracy": 50 + e}
+             for e in (1, 2)] + [{"stage": "train_flat_round_1", "epoch": 1, "step": 8, "train_loss": 0.4,
+                                  "dev_accuracy": 55.0}]
+  _assert_png(plots.training_curves(metrics, tmp_path / "curves.png"))
+  runs = {"CNN-FLAT": _results("flat", 0.9)}
+  paths = plots.write_run_plots(tmp_path / "r", runs=runs, metrics=metrics,
+                                chance={"textfooler": {str(k): k / 20 for k in range(1, 11)}})
+  assert [p.name for p in paths] == ["training_curves.png", "figure6_ig.png"]
+  with pytest.raises(ValueError, match="no metrics"):
+    plots.training_curves([], tmp_path / "none.png")
+
+
+def test_compare_page_puts_runs_side_by_side(tmp_path):
+  from flat_jax.report.__main__ import main
+  for name, mode, aa in (("base", "base", 40.0), ("flat", "flat", 55.0)):
+    (tmp_path / name).mkdir()
+    results = _results(mode, 0.9)
+    results["after_attack"]["textfooler"]["accuracy"] = aa
+    (tmp_path / name / "results.json").write_text(json.dumps(results))
+  assert main([str(tmp_path / "base"), str(tmp_path / "flat"), "--html", str(tmp_path / "c.html")]) == 0
+  text = (tmp_path / "c.html").read_text()
+  assert "<thead><tr><th></th><th>base</th><th>flat</th></tr></thead>" in text
+  assert "<tr><td>after Textfooler (%)</td><td>40.00</td><td>55.00</td></tr>" in text
+  assert "<tr><td>IG top-5 (Textfooler)</td><td>0.450</td><td>0.450</td></tr>" in text
+  assert text.count('src="data:image/png;base64,') == 1            # Figure 6, a curve per run

@@ -75,6 +75,8 @@ def test_table4_and_table5_from_sst2_runs():
   assert "| LSTM-FLAT (Textfooler) β=0.1 γ=0 | 79.00 |" in tables.table2(runs)
   # ... but in Table 4 only once it has a transfer attack's figure
   assert "γ=0" not in t4
+  # a paper-setting run without any transfer attack: no all-dash row either
+  assert "CNN-base" not in tables.table4(runs + [_run("sst2", "cnn", "base", 80.0, aa=9.0)])
   attacked = _run("sst2", "lstm", "flat", 79.0, aa=10.0, gamma=0.0, gene=12.0)
   assert _row(tables.table4(runs + [attacked]), "LSTM-FLAT β=0.1 γ=0").startswith(
       "| LSTM-FLAT β=0.1 γ=0 | - | 12.00 |")
