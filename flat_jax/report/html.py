@@ -202,7 +202,8 @@ def rounds_table(results: dict) -> str:
   for k, r in enumerate(rounds, 1):
     attack = r.get("attack", {})
     rows.append("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in (
-        k, r.get("attacked_model"), attack.get("recipe"), attack.get("num_examples"),
+        k, r.get("attacked_model"), attack.get("recipe", results.get("attack", {}).get("recipe")),
+        attack.get("num_examples"),
         attack.get("success_rate"), r.get("kept"), r.get("vocab_added"), r.get("dev_accuracy"),
         r.get("best_epoch"))) + "</tr>")
   return ("<table><thead><tr><th>round</th><th>attacked model</th><th>attack</th><th>attacked</th>"
