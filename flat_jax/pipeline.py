@@ -347,7 +347,7 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                stage=stage,
                steps_limit=config.train.steps_limit,
                checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim,
-               pack_twins=config.train.pack_twins)
+               pack_twins=config.train.pack_twins, select_epoch=config.train.select_epoch)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
                      fitted.best_epoch, fitted.seconds, jax.device_get(fitted.state))
 

@@ -167,12 +167,16 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
         mesh, epochs: int, batch_size: int, eval_batch_size: int, seed: int,
         metrics: MetricsWriter, stage: str = "train", steps_limit: int = 0,
         checkpoints: StageCheckpoints | None = None, trim: PaddingTrim | None = None,
-        pack_twins: bool = False) -> FitResult:
+        pack_twins: bool = False, select_epoch: str = "best_dev") -> FitResult:
   """Trains for `epochs`, evaluating on dev after each; with `checkpoints`, saves every epoch and
   resumes after the last saved one (the batch order and randomness of an epoch depend only on the
   seed, the epoch and the step, so a resumed run repeats the uninterrupted one). `trim` cuts each
   batch's padding (word-piece models). `pack_twins` forwards the rows without an adversarial twin
-  once instead of beside a padding twin (batching.split_twins): the same loss, fewer texts."""
+  once instead of beside a padding twin (batching.split_twins): the same loss, fewer texts.
+  `select_epoch`: "best_dev" keeps the epoch of the highest dev accuracy as the stage's model,
+  "last" the last epoch (FitResult.best_* then describe that epoch)."""
+  if select_epoch not in ("best_dev", "last"):
+    raise ValueError(f"select_epoch must be 'best_dev' or 'last', not {select_epoch!r}")
   best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
   state = distributed.replicate(state, mesh)   # restored (and saved) as arrays over the whole mesh
   if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
@@ -220,7 +224,7 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
     totals = {k: float(sum(m[k] for m in step_metrics)) for k in step_metrics[0]}
     train_seconds = time.perf_counter() - epoch_start
     dev_acc = accuracy(eval_step, state.params, dev, eval_batch_size, mesh, trim)
-    is_best = dev_acc > best_dev
+    is_best = dev_acc > best_dev or select_epoch == "last"
     if is_best:
       best_dev, best_epoch = dev_acc, epoch + 1
       best_params = jax.device_get(state.params)

@@ -65,3 +65,32 @@ def test_finished_run_same_config_is_a_no_op_other_config_refused(cnn_run):
                         "--workdir", str(workdir), "--config.stage=train"], capture_output=True, text=True)
   assert cli.returncode == 2 and "--config.overwrite=True" in cli.stderr
   assert json.loads((workdir / "results.json").read_text()) == results
+
+
+def test_select_epoch_chooses_between_the_best_dev_epoch_and_the_last(tmp_path, shared_data):
+  """Train labels flipped against dev's (and test = dev): the more the model fits, the worse dev
+  gets, so the best-dev epoch and the last one are different models."""
+  from flat_jax.data.datasets import load_dataset
+  sst2 = load_dataset(preset("sst2", "cnn").data).train
+  data = tmp_path / "data"
+  data.mkdir()
+  rows = list(zip(sst2.texts[:400], sst2.labels[:400].tolist()))
+  with open(data / "train.jsonl", "w") as f:
+    f.writelines(json.dumps({"text": t, "label": 1 - y}) + "\n" for t, y in rows)
+  for split in ("dev", "test"):
+    with open(data / f"{split}.jsonl", "w") as f:
+      f.writelines(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows)
+  outcome = {}
+  for select in ("best_dev", "last"):
+    c = _small_config(select_epoch=select)
+    c.data.name, c.data.path, c.data.label_names = "custom", str(data), ("0", "1")
+    c.data.train_limit = c.data.test_limit = 0
+    c.train.epochs = 3
+    results = pipeline.run(c, tmp_path / select)
+    dev = [json.loads(l)["dev_accuracy"] for l in (tmp_path / select / "metrics.jsonl").read_text().splitlines()]
+    outcome[select] = (results, dev)
+  (best, dev), (last, dev_again) = outcome["best_dev"], outcome["last"]
+  assert dev == dev_again and dev[-1] < max(dev)                # the same training, dev falling
+  assert best["best_epoch"] == dev.index(max(dev)) + 1 and last["best_epoch"] == 3
+  assert best["standard_accuracy"] == pytest.approx(max(dev))   # test = dev: the chosen epoch's
+  assert last["standard_accuracy"] == pytest.approx(dev[-1])
