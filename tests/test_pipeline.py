@@ -62,7 +62,7 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
   assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
   page = (reference / "report" / "index.html").read_text()
-  assert page.count("data:image/png;base64,") == 3          # figures 4, 5 and 6 (IG), embedded
+  assert page.count("data:image/png;base64,") == 4          # training curves, figures 4, 5, 6 (IG)
   first_pair = pairs[0]["original"].split()[0]
   assert first_pair in page and "class=\"w sub\"" in page  # IG-coloured pairs, replaced words framed
   assert {"pearson", "synonym_l1"} <= set(json.loads((reference / "results.json").read_text())["importance"])
