@@ -40,6 +40,21 @@ flags.DEFINE_integer("process_id", -1, f"This process's index, 0 = the one that 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _LogFile(logging.FileHandler):
+  """DIR/log.txt. On a full disk it stops writing, once and quietly, instead of printing a
+  logging traceback per record; the run's own error line says what happened."""
+
+  def handleError(self, record: logging.LogRecord) -> None:
+    error = sys.exc_info()[1]
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
+      logging.getLogger().removeHandler(self)
+      return
+    super().handleError(record)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
 class _QuietLibraries(logging.Filter):
   """Drops the INFO chatter of Orbax and TensorStore (several lines per checkpoint save) and their
   tracebacks of a full disk."""
@@ -70,11 +85,13 @@ def main(argv):
     _exit(2)
   if distributed.is_primary():   # the others log to stderr only
     try:
-      handler = logging.FileHandler(workdir / "log.txt")
+      handler = _LogFile(workdir / "log.txt")
       handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
       logging.getLogger().addHandler(handler)
-    except OSError:   # a read-only workdir: the pipeline says what it can still do there
-      pass
+    except OSError as e:
+      if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+        raise
+      # a read-only workdir: the pipeline says what it can still do there
   for h in logging.getLogger().handlers:
     h.addFilter(_QuietLibraries())
   _quiet_closed_loop_callbacks()
@@ -122,9 +139,9 @@ def _no_space_left(error: BaseException) -> str | None:
   seen = set()
   while error is not None and id(error) not in seen:
     seen.add(id(error))
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
       return f" writing {error.filename}" if error.filename else ""
-    if "No space left on device" in str(error):
+    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
       written = re.search(r'Failed writing: "([^"]+)"', str(error))
       # the checkpoint being saved, not Orbax's temporary file inside it
       return f" writing {written.group(1).split('.orbax-checkpoint-tmp')[0]}" if written else ""
@@ -164,7 +181,9 @@ def _config_flag_problem(argv: list[str]) -> str | None:
       try:
         compile(file.read_bytes(), str(file), "exec")
       except SyntaxError as e:
-        return f"--config {file}:{e.lineno}: {e.msg}"
+        return f"--config {file}:{e.lineno or 1}: {e.msg}"
+      except OSError as e:
+        return f"--config {file}: {e.strerror}"
   return None
 
 

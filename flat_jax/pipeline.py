@@ -80,11 +80,18 @@ def write_results(workdir, results: dict) -> None:
 
 
 def _write_json_atomic(path: pathlib.Path, value) -> None:
-  """A kill or a full disk mid-write leaves the previous file, never half of one."""
-  tmp = path.with_suffix(".json.tmp")
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(value, f, indent=2, sort_keys=False)
-  os.replace(tmp, path)
+  """A kill or a full disk mid-write leaves the previous file, never half of one; an OS error
+  names the file (a buffered write's ENOSPC comes at close, without a filename)."""
+  tmp = path.with_name(path.name + ".tmp")
+  try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(value, f, indent=2, sort_keys=False)
+    os.replace(tmp, path)
+  except OSError as e:
+    tmp.unlink(missing_ok=True)
+    if e.filename is None:
+      raise OSError(e.errno, e.strerror, str(path)) from e
+    raise
 
 
 def _check_supported(config) -> None:
@@ -539,9 +546,12 @@ def run(config, workdir) -> dict:
                            for k in changed))
   _check_supported(config)
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  # decided by the primary, taken by every process alike (the others would wait at a barrier the
+  # primary never reaches); before the shared-workdir probe, which writes a file
+  reason = workdir_lib.not_writable(workdir) if distributed.is_primary() else None
+  if distributed.broadcast_float(1.0 if reason else 0.0):
+    return _finished_read_only(config, pathlib.Path(workdir), reason or "not writable by process 0")
   distributed.check_shared_workdir(workdir)
-  if distributed.is_primary() and (reason := workdir_lib.not_writable(workdir)):
-    return _finished_read_only(config, pathlib.Path(workdir), reason)
   # one writer per workdir: the primary holds the lock for the whole run, the others write through it
   with workdir_lib.exclusive(workdir) if distributed.is_primary() else contextlib.nullcontext():
     return _run(config, workdir)
@@ -550,6 +560,9 @@ def run(config, workdir) -> dict:
 def _finished_read_only(config, workdir: pathlib.Path, reason: str) -> dict:
   """A workdir this process cannot write: a finished run of the same config there is only read
   (archived results, a shared read-only copy); anything that would write is refused up front."""
+  if config.overwrite:
+    raise RunError(f"{workdir} is not writable ({reason}): --config.overwrite=True cannot replace "
+                   f"the run there; make it writable, or use another --workdir")
   previous = read_results(workdir)
   finished = (previous.get("status") == "finished" and config.stage in ("all", "train")) or (
       previous.get("status") == "trained" and config.stage == "train")

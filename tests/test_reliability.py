@@ -196,3 +196,32 @@ def test_a_read_only_workdir_prints_a_finished_run_and_refuses_anything_that_wri
                                         "copy it and pass the copy as --workdir") and new.startswith("2\n")
   assert _errors(new)[-1] == f"error: cannot create the workdir {tmp_path / 'new'}: Read-only file system"
   assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_full_disk_on_a_plain_file_names_it_and_the_log_file_goes_quiet(tmp_path, capsys):
+  """/dev/full: every write fails with ENOSPC, as a buffered write does on a full disk (at close,
+  without a filename)."""
+  import errno
+  import logging
+  from flat_jax import main, pipeline
+  from flat_jax.training.loop import MetricsWriter
+  (tmp_path / "results.json.tmp").symlink_to("/dev/full")
+  with pytest.raises(OSError) as error:
+    pipeline.write_results(tmp_path, {"status": "running"})
+  assert error.value.errno == errno.ENOSPC and error.value.filename == str(tmp_path / "results.json")
+  assert main._no_space_left(error.value) == f" writing {tmp_path / 'results.json'}"
+  assert not (tmp_path / "results.json.tmp").exists() and not (tmp_path / "results.json").exists()
+  (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
+  with pytest.raises(OSError, match="metrics.jsonl"):
+    MetricsWriter(tmp_path / "metrics.jsonl").write({"stage": "train_base", "epoch": 1})
+  (tmp_path / "log.txt").symlink_to("/dev/full")
+  handler = main._LogFile(tmp_path / "log.txt")
+  root = logging.getLogger()
+  root.addHandler(handler)
+  try:
+    logging.warning("first")
+    logging.warning("second")
+    removed = handler not in root.handlers      # it took itself off at the first failed write
+  finally:
+    root.removeHandler(handler)
+  assert removed and "Logging error" not in capsys.readouterr().err

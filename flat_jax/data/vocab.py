@@ -64,9 +64,15 @@ class Vocab:
   def save(self, path) -> None:
     # atomically: a kill or a full disk mid-write leaves the previous vocabulary, not half of one
     tmp = pathlib.Path(f"{path}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(self.words, f, ensure_ascii=False)
-    os.replace(tmp, path)
+    try:
+      with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(self.words, f, ensure_ascii=False)
+      os.replace(tmp, path)
+    except OSError as e:   # named: a buffered write's ENOSPC comes at close, without a filename
+      tmp.unlink(missing_ok=True)
+      if e.filename is None:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+      raise
 
   @classmethod
   def load(cls, path) -> "Vocab":

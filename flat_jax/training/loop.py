@@ -80,8 +80,13 @@ class MetricsWriter:
       return
     if self._tensorboard:   # before the line joins the file: its stage's offset ignores it
       self._scalars(record)
-    with open(self.path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
+    try:
+      with open(self.path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    except OSError as e:   # named: a buffered write's ENOSPC comes at close, without a filename
+      if e.filename is None:
+        raise OSError(e.errno, e.strerror, str(self.path)) from e
+      raise
 
   def global_step(self, stage: str, step: int) -> int:
     """`step` of `stage` on the run's one axis: plus the last step of every other stage that
