@@ -64,11 +64,15 @@ def read_results(workdir) -> dict:
       raise ValueError("not a JSON object")
     return results
   except (ValueError, UnicodeDecodeError) as e:
+    if not distributed.is_primary():
+      return {}
+    try:
+      os.replace(path, path.with_name("results.json.damaged"))
+    except OSError as moved:   # a read-only workdir keeps it where it is, and says so
+      logging.warning("%s is damaged (%s) and cannot be set aside (%s)", path, e, moved.strerror)
+      return {}
     logging.warning("%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
                     "checkpoints and attack records", path, e)
-    if distributed.is_primary():
-      with contextlib.suppress(OSError):   # a read-only workdir keeps it where it is
-        os.replace(path, path.with_name("results.json.damaged"))
     return {}
 
 
