@@ -149,6 +149,9 @@ def base_config() -> ml_collections.ConfigDict:
   # probabilities, as TextAttack and the authors' evaluation query them
   c.eval.attack_temperature = 0.0
   c.eval.interpret = ("ig",)
+  # fixed adversarial test sets scored by plain accuracy (data/static_sets.py: JSON lines
+  # {"text", "label"} or AdvGLUE's dev.json), in results.json under "static_sets"
+  c.eval.static_sets = ()
   c.eval.ig_steps = 50
   c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
   c.eval.lime_samples = 1000   # perturbed texts per LIME explanation

@@ -489,8 +489,34 @@ def _dev_robustness(config, workdir, dataset, results, model_stage: str) -> None
   logging.info("after %s on %d dev examples: %s", recipe, len(indices), results["dev_after_attack"][recipe])
 
 
+def _static_sets(config, workdir, results, dataset, model_stage: str) -> None:
+  """Accuracy on each fixed adversarial set of eval.static_sets (results["static_sets"][name]),
+  through the attack bridge: the texts read as the saved model reads them. A set already scored
+  for this stage is kept."""
+  if not config.eval.static_sets:
+    return
+  from flat_jax.attacks.bridge import PredictionBridge
+  from flat_jax.data.static_sets import load_static_set
+  from flat_jax.training.artifacts import load_trained
+  scored = results.setdefault("static_sets", {})
+  bridge = None
+  for path in config.eval.static_sets:
+    name = pathlib.Path(path).stem
+    if scored.get(name, {}).get("stage") == model_stage and scored[name].get("path") == str(path):
+      continue
+    texts, labels = load_static_set(path, dataset.name, dataset.label_names)
+    bridge = bridge or PredictionBridge.from_trained(load_trained(workdir, model_stage))
+    predicted = np.asarray(bridge(texts)).argmax(-1)
+    scored[name] = {"path": str(path), "stage": model_stage, "num_examples": len(texts),
+                    "accuracy": float(100.0 * np.mean(predicted == np.asarray(labels)))}
+    logging.info("static set %s: accuracy %.2f on %d texts", name, scored[name]["accuracy"], len(texts))
+    write_results(workdir, results)
+
+
 def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
-  """After-attack figures on the first eval.num_examples test examples, per eval.attacks recipe."""
+  """After-attack figures on the first eval.num_examples test examples, per eval.attacks recipe;
+  accuracy on the fixed adversarial sets of eval.static_sets."""
+  _static_sets(config, workdir, results, dataset, model_stage)
   texts, labels = dataset.test.texts, dataset.test.labels
   count = min(config.eval.num_examples or len(texts), len(texts))
   temperature = (_attack_temperature(config, workdir, dataset, results, model_stage)

@@ -260,6 +260,8 @@ def tables_html(workdirs: Sequence) -> str:
   if any(run.get("interpretation", {}).get("lime") for run in runs):
     parts.append(tables.table3(runs, "lime"))
   parts += [tables.table4(runs), tables.table5(runs)]
+  if static := tables.static_sets_table(runs):
+    parts.append(static)
   parts = [part for part in parts if "| (no " not in part and not part.endswith("(no runs)")]
   parts.append("Runs:\n\n" + tables.render(runs).split("Runs:\n\n")[-1])
   return "\n".join(markdown_to_html(part) for part in parts)

@@ -191,6 +191,20 @@ def table5(runs: Sequence[dict]) -> str:
           + _table(["Hyperparameters", "SA", "AA"], rows or [["(no LSTM-FLAT SST-2 runs)", "", ""]]))
 
 
+def static_sets_table(runs: Sequence[dict]) -> str:
+  """Accuracy on the fixed adversarial sets of eval.static_sets ("" when no run has one)."""
+  names = sorted({n for r in runs for n in r.get("static_sets", {})})
+  if not names:
+    return ""
+  rows = []
+  for r in runs:
+    cells = [r.get("static_sets", {}).get(n, {}) for n in names]
+    rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}"]
+                + [f"{c['accuracy']:.2f} ({c['num_examples']})" if c else "-" for c in cells])
+  return ("Static adversarial sets: accuracy (%) on each fixed set (texts in brackets), no attack "
+          "run.\n\n" + _table(["Run"] + names, rows))
+
+
 def _describe(run: dict) -> str:
   attacked = ", ".join(f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items())
   return (f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
@@ -199,5 +213,5 @@ def _describe(run: dict) -> str:
 
 def render(runs: Sequence[dict]) -> str:
   sources = "\n".join(f"- {_describe(r)}" for r in runs)
-  return "\n\n".join([table2(runs), table3(runs), table4(runs), table5(runs),
-                      "Runs:\n\n" + sources]) + "\n"
+  parts = [table2(runs), table3(runs), table4(runs), table5(runs), static_sets_table(runs)]
+  return "\n\n".join([p for p in parts if p] + ["Runs:\n\n" + sources]) + "\n"
