@@ -22,6 +22,7 @@ from flat_jax import config as config_lib
 from flat_jax import distributed
 from flat_jax import pipeline
 from flat_jax import runtime
+from flat_jax import workdir as workdir_lib
 from flat_jax.workdir import WorkdirBusy
 from flat_jax.data.datasets import DataError
 from flat_jax.data.embeddings import EmbeddingError
@@ -40,21 +41,6 @@ flags.DEFINE_integer("process_id", -1, f"This process's index, 0 = the one that 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _LogFile(logging.FileHandler):
-  """DIR/log.txt. On a full disk it stops writing, once and quietly, instead of printing a
-  logging traceback per record; the run's own error line says what happened."""
-
-  def handleError(self, record: logging.LogRecord) -> None:
-    error = sys.exc_info()[1]
-    if isinstance(error, OSError) and error.errno in FULL_DISK:
-      logging.getLogger().removeHandler(self)
-      return
-    super().handleError(record)
-
-
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
-
-
 class _QuietLibraries(logging.Filter):
   """Drops the INFO chatter of Orbax and TensorStore (several lines per checkpoint save) and their
   tracebacks of a full disk."""
@@ -64,7 +50,7 @@ class _QuietLibraries(logging.Filter):
       return True
     # a full disk: Orbax's writer threads log a traceback each; main says it once, in one line
     full = "No space left on device" in record.getMessage() or (
-        record.exc_info is not None and _no_space_left(record.exc_info[1]) is not None)
+        record.exc_info is not None and workdir_lib.no_space_left(record.exc_info[1]) is not None)
     return record.levelno >= logging.WARNING and not full
 
 
@@ -85,7 +71,7 @@ def main(argv):
     _exit(2)
   if distributed.is_primary():   # the others log to stderr only
     try:
-      handler = _LogFile(workdir / "log.txt")
+      handler = workdir_lib.LogFile(workdir / "log.txt")
       handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
       logging.getLogger().addHandler(handler)
     except OSError as e:
@@ -107,7 +93,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     _exit(2)
   except BaseException as e:
-    if (full := _no_space_left(e)) is not None:
+    if (full := workdir_lib.no_space_left(e)) is not None:
       message = (f"no space left on device{full}: free space where {workdir} lives (df -h {workdir}) "
                  f"and run the same command again; it resumes from the last completed step")
       logging.error("%s", message)
@@ -131,22 +117,6 @@ def _quiet_closed_loop_callbacks() -> None:
             and frames and frames[-1].filename.endswith("asyncio/base_events.py")):
       default(unraisable)
   sys.unraisablehook = hook
-
-
-def _no_space_left(error: BaseException) -> str | None:
-  """' writing FILE' (or '') when `error` or one of its causes is a full disk, else None. Orbax
-  reports it from TensorStore as a ValueError whose text carries the OS error."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in FULL_DISK:
-      return f" writing {error.filename}" if error.filename else ""
-    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
-      written = re.search(r'Failed writing: "([^"]+)"', str(error))
-      # the checkpoint being saved, not Orbax's temporary file inside it
-      return f" writing {written.group(1).split('.orbax-checkpoint-tmp')[0]}" if written else ""
-    error = error.__cause__ or error.__context__
-  return None
 
 
 def _exit(code: int) -> None:

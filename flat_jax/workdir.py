@@ -13,9 +13,12 @@ import datetime
 import errno
 import fcntl
 import json
+import logging
 import os
 import pathlib
+import re
 import socket
+import sys
 
 LOCK_NAME = ".lock"
 
@@ -72,3 +75,34 @@ def exclusive(workdir):
       fcntl.flock(fd, fcntl.LOCK_UN)
   finally:
     os.close(fd)
+
+
+class LogFile(logging.FileHandler):
+  """DIR/log.txt. On a full disk it stops writing, once and quietly, instead of printing a
+  logging traceback per record; the run's own error line says what happened."""
+
+  def handleError(self, record: logging.LogRecord) -> None:
+    error = sys.exc_info()[1]
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
+      logging.getLogger().removeHandler(self)
+      return
+    super().handleError(record)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space_left(error: BaseException) -> str | None:
+  """' writing FILE' (or '') when `error` or one of its causes is a full disk, else None. Orbax
+  reports it from TensorStore as a ValueError whose text carries the OS error."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
+      return f" writing {error.filename}" if error.filename else ""
+    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+      written = re.search(r'Failed writing: "([^"]+)"', str(error))
+      # the checkpoint being saved, not Orbax's temporary file inside it
+      return f" writing {written.group(1).split('.orbax-checkpoint-tmp')[0]}" if written else ""
+    error = error.__cause__ or error.__context__
+  return None

@@ -203,25 +203,28 @@ def test_a_full_disk_on_a_plain_file_names_it_and_the_log_file_goes_quiet(tmp_pa
   without a filename)."""
   import errno
   import logging
-  from flat_jax import main, pipeline
+  from flat_jax import pipeline, workdir
   from flat_jax.training.loop import MetricsWriter
   (tmp_path / "results.json.tmp").symlink_to("/dev/full")
   with pytest.raises(OSError) as error:
     pipeline.write_results(tmp_path, {"status": "running"})
   assert error.value.errno == errno.ENOSPC and error.value.filename == str(tmp_path / "results.json")
-  assert main._no_space_left(error.value) == f" writing {tmp_path / 'results.json'}"
+  assert workdir.no_space_left(error.value) == f" writing {tmp_path / 'results.json'}"
   assert not (tmp_path / "results.json.tmp").exists() and not (tmp_path / "results.json").exists()
   (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
   with pytest.raises(OSError, match="metrics.jsonl"):
     MetricsWriter(tmp_path / "metrics.jsonl").write({"stage": "train_base", "epoch": 1})
   (tmp_path / "log.txt").symlink_to("/dev/full")
-  handler = main._LogFile(tmp_path / "log.txt")
+  handler = workdir.LogFile(tmp_path / "log.txt")
   root = logging.getLogger()
+  level = root.level
   root.addHandler(handler)
+  root.setLevel(logging.INFO)   # whatever earlier tests left it at: the records must reach it
   try:
     logging.warning("first")
     logging.warning("second")
     removed = handler not in root.handlers      # it took itself off at the first failed write
   finally:
     root.removeHandler(handler)
+    root.setLevel(level)
   assert removed and "Logging error" not in capsys.readouterr().err
