@@ -12,7 +12,10 @@ import ml_collections
 
 DATASETS = ("sst2", "imdb", "agnews", "trec", "custom")
 MODELS = ("lstm", "cnn", "bert", "deberta")
-MODES = ("base", "adv", "flat")
+# pgd and freelb: embedding-space adversarial training (training/embedding_adversary.py), no attack
+# search; their first stage trains adversarially already, and rounds > 0 add attack twins as adv does
+EMBEDDING_MODES = ("pgd", "freelb")
+MODES = ("base", "adv", "flat") + EMBEDDING_MODES
 STAGES = ("all", "train", "attack", "evaluate", "report")
 RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae")
 INTERPRETERS = ("ig", "lime")
@@ -113,6 +116,15 @@ def base_config() -> ml_collections.ConfigDict:
   # of different lengths; for word pieces phi also depends on the position)
   c.flat.importance_positions = "replaced"
   c.flat.learning_rate = 0.0  # learning rate of FLAT training; 0 = train.learning_rate
+
+  # modes pgd and freelb: K ascent steps on an l2-bounded perturbation of each text's word
+  # embeddings; TextDefender's defaults (Li et al. EMNLP 2021: adv-steps 5, adv-learning-rate 0.03,
+  # adv-init-mag 0.05, adv-max-norm 0 = unbounded); steps=0 trains the clean objective
+  c.embedding_adversary = ml_collections.ConfigDict()
+  c.embedding_adversary.steps = 5
+  c.embedding_adversary.step_size = 0.03
+  c.embedding_adversary.init_magnitude = 0.05
+  c.embedding_adversary.max_norm = 0.0
 
   c.attack = ml_collections.ConfigDict()
   c.attack.recipe = "textfooler"
@@ -222,6 +234,10 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "flat.importance_positions": _one_of(("replaced", "aligned")),
     "protocol": _one_of(("ours", "authors")),
     "attack.model_mode": _one_of(("inference", "training")),
+    "embedding_adversary.steps": _non_negative,
+    "embedding_adversary.step_size": _non_negative,
+    "embedding_adversary.init_magnitude": _non_negative,
+    "embedding_adversary.max_norm": _non_negative,
     "flat.learning_rate": _non_negative,
     "attack.recipe": _one_of(RECIPES),
     "attack.num_examples": _non_negative,

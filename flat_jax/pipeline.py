@@ -32,6 +32,7 @@ from flat_jax.data.vocab import Vocab
 from flat_jax.models import transformer
 from flat_jax.models.classifier import build_word_classifier, with_embedding
 from flat_jax.training import objectives
+from flat_jax.training.embedding_adversary import EmbeddingAdversary
 from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_params
 from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
@@ -322,13 +323,16 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
     table_size = int(np.prod(params["encoder"]["embeddings"]["word_embeddings"]["embedding"].shape))
   else:
     model, params = _word_params(config, data, with_mask, train, init_params)
-    apply_fn = lambda p, ids, deterministic, rngs: model.apply(
-        {"params": p}, ids, deterministic=deterministic, rngs=rngs)
+    apply_fn = lambda p, ids, deterministic, rngs, perturbation=None: model.apply(
+        {"params": p}, ids, deterministic=deterministic, rngs=rngs, perturbation=perturbation)
     table_size = data.matrix.size
+  adversary = None
+  if mode in config_lib.EMBEDDING_MODES:
+    adversary = EmbeddingAdversary.from_config(mode, config.embedding_adversary)
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  logging.info("%s: model %s%s, %d parameters (%d in the embedding table), %d training rows", stage,
+  logging.info("%s: model %s%s, %d parameters (%d in the embedding table), %d training rows%s", stage,
                config.model.name, " with word mask" if with_mask else "", num_params,
-               table_size, len(train))
+               table_size, len(train), f", {adversary}" if adversary else "")
 
   train_config = config.train.copy_and_resolve_references()
   if mode == "flat" and config.flat.learning_rate:
@@ -348,9 +352,11 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                                         loss_on_probs=config.train.loss_on_probs,
                                         importance_positions=config.flat.importance_positions)
   eval_step = make_eval_step(apply_fn, mesh)
-  fitted = fit(state, train, data.dev, train_step=make_train_step(apply_fn, objective, mesh,
-                                                                grad_reduction=config.train.grad_reduction,
-                                                                donate_state=config.train.donate_state),
+  train_step = make_train_step(apply_fn, objective, mesh, grad_reduction=config.train.grad_reduction,
+                               donate_state=config.train.donate_state, adversary=adversary,
+                               embed_fn=lambda p, ids: model.apply({"params": p}, ids,
+                                                                   method=model.embed_tokens))
+  fitted = fit(state, train, data.dev, train_step=train_step,
                eval_step=eval_step, mesh=mesh, epochs=epochs, batch_size=config.train.batch_size,
                eval_batch_size=config.train.eval_batch_size, seed=config.seed,
                metrics=MetricsWriter(workdir / "metrics.jsonl" if distributed.is_primary() else None,
@@ -397,11 +403,12 @@ def _transformer_params(config, data: RunData, with_mask: bool, init_params: dic
 def _piece_apply(model):
   """apply_fn of a word-piece model: texts are ids (evaluation) or {"ids", "word_ids"} (training
   rows, for the word-level importance of L_imp)."""
-  def apply_fn(p, texts, deterministic, rngs):
+  def apply_fn(p, texts, deterministic, rngs, perturbation=None):
     if isinstance(texts, dict):
       return model.apply({"params": p}, texts["ids"], word_ids=texts["word_ids"],
-                         deterministic=deterministic, rngs=rngs)
-    return model.apply({"params": p}, texts, deterministic=deterministic, rngs=rngs)
+                         deterministic=deterministic, rngs=rngs, perturbation=perturbation)
+    return model.apply({"params": p}, texts, deterministic=deterministic, rngs=rngs,
+                       perturbation=perturbation)
   return apply_fn
 
 
@@ -646,6 +653,8 @@ def _run(config, workdir) -> dict:
                 {"pretrained": data.source.description}),
              "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
                         "num_examples": config.attack.num_examples},
+             **({"embedding_adversary": config.embedding_adversary.to_dict()}
+                if config.mode in config_lib.EMBEDDING_MODES else {}),
              **({"flat": {"beta": config.flat.beta, "gamma": config.flat.gamma,
                           "entropy_reduction": config.flat.entropy_reduction,
                           "importance_positions": config.flat.importance_positions}}
@@ -662,7 +671,9 @@ def _run(config, workdir) -> dict:
   write_results(workdir, results)
 
   continuous = config.train.continuous and config.mode != "base"
-  if continuous:
+  # pgd/freelb need no attack: their first stage already trains adversarially, from scratch
+  embedding_mode = config.mode in config_lib.EMBEDDING_MODES
+  if continuous or embedding_mode:
     # the authors' schedule: the mode's model and objective from the first (clean) epoch
     first = _train_stage(config, workdir, data, mesh, stage=f"train_{config.mode}_round_0",
                          mode=config.mode, train=data.train, epochs=config.train.epochs,
@@ -679,7 +690,7 @@ def _run(config, workdir) -> dict:
   latest, latest_stage = first, first_stage
   chosen = first   # the run's model: the last stage's best, or the best adversarial epoch (continuous)
   round_epochs = config.train.round_epochs or config.train.epochs
-  rounds = range(1, config.rounds + 1) if config.rounds or continuous else [0]
+  rounds = range(1, config.rounds + 1) if config.rounds or continuous or embedding_mode else [0]
   if config.mode != "base":
     for k in rounds:
       stage = f"train_{config.mode}_round_{k}"

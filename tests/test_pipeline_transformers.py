@@ -109,12 +109,16 @@ def test_bert_flat_round_end_to_end(tmp_path, tiny_bert_dir, shared_data):
 
 
 def test_deberta_from_scratch_trains_and_reloads(tmp_path, shared_data):
+  """Trained with PGD (mode pgd: embedding-space adversarial training), which needs nothing from
+  the model but its word-piece embeddings."""
   workdir = tmp_path / "deberta"
   results = _run(workdir, "configs/sst2_deberta.py", "--config.model.from_scratch=True",
                  "--config.model.scratch_hidden=32", "--config.model.scratch_layers=1",
                  "--config.model.scratch_heads=2", "--config.model.scratch_intermediate=64",
-                 "--config.stage=train")
+                 "--config.stage=train", "--config.mode=pgd", "--config.rounds=0",
+                 "--config.embedding_adversary.steps=2")
   assert results["status"] == "trained" and results["pretrained"].startswith("random deberta")
+  assert results["model_stage"] == "train_pgd_round_0"
   trained = load_trained(workdir)
   assert type(trained.model).__name__ == "DebertaClassifier"
   assert trained.model.config.relative_attention and trained.model.config.num_layers == 1
@@ -149,3 +153,22 @@ def test_trim_padding_cuts_every_sequence_array_to_the_bucket():
   assert cut["word_ids"].shape == (3, 24) and cut["has_adv"].shape == (3,)
   assert length_buckets(50) == (16, 32, 48, 50)
   np.testing.assert_array_equal(PaddingTrim(0, (32,)).lengths(ids), [5, 9, 0])
+
+
+@pytest.mark.parametrize("name", ["bert", "deberta"])
+def test_a_perturbation_of_the_piece_embeddings_moves_the_logits_zero_does_not(name, shared_data):
+  """The embedding adversary's entry point into the transformers (modes pgd and freelb)."""
+  from flat_jax.models import transformer
+  c = preset("sst2", name).model
+  c.from_scratch, c.scratch_hidden, c.scratch_layers, c.scratch_heads, c.scratch_intermediate = (
+      True, 32, 1, 2, 64)
+  source = transformer.load_source(c)
+  model = transformer.build(source.arch, 2, c, with_mask=False)
+  params = transformer.init_params(model, source, seed=0)
+  ids = np.asarray(source.tokenizer(["a gripping , funny film"])["input_ids"], np.int32)
+  embedded = model.apply({"params": params}, ids, method=model.embed_tokens)
+  clean = model.apply({"params": params}, ids)["logits"]
+  np.testing.assert_array_equal(model.apply({"params": params}, ids,
+                                            perturbation=np.zeros(embedded.shape, np.float32))["logits"], clean)
+  noise = np.random.RandomState(0).normal(size=embedded.shape).astype(np.float32)
+  assert not np.allclose(model.apply({"params": params}, ids, perturbation=noise)["logits"], clean, atol=1e-4)

@@ -27,8 +27,12 @@ class WordClassifier(nn.Module):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
     self.head = nn.Dense(self.num_classes)
 
-  def __call__(self, ids, *, deterministic: bool = True):
-    return self.classify_embedded(self.embed_tokens(ids), ids != PAD_ID, deterministic=deterministic)
+  def __call__(self, ids, *, deterministic: bool = True, perturbation=None):
+    """perturbation: added to the word embeddings (embedding-space adversarial training)."""
+    embedded = self.embed_tokens(ids)
+    if perturbation is not None:
+      embedded = embedded + perturbation
+    return self.classify_embedded(embedded, ids != PAD_ID, deterministic=deterministic)
 
   def embed_tokens(self, ids):
     """Word embeddings of ids (before the mask): the input space of Integrated Gradients.

@@ -393,8 +393,13 @@ class DebertaClassifier(nn.Module):
     self.dropout = Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None):
-    return self.classify_embedded(self.embed_tokens(ids), ids, deterministic=deterministic,
+  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None,
+               perturbation=None):
+    """perturbation: added to the word-piece embeddings (embedding-space adversarial training)."""
+    embedded = self.embed_tokens(ids)
+    if perturbation is not None:
+      embedded = embedded + perturbation
+    return self.classify_embedded(embedded, ids, deterministic=deterministic,
                                   token_type_ids=token_type_ids, word_ids=word_ids)
 
   def embed_tokens(self, ids):

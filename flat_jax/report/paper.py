@@ -9,6 +9,8 @@ DATASETS = ("sst2", "imdb", "agnews", "trec")
 MODELS = ("lstm", "cnn", "bert", "deberta")
 DATASET_NAMES = {"sst2": "SST2", "imdb": "IMDB", "agnews": "AG", "trec": "TREC"}
 MODEL_NAMES = {"lstm": "LSTM", "cnn": "CNN", "bert": "BERT", "deberta": "DeBERTa"}
+# base and adv as the paper writes them; pgd and freelb are not in the paper (no figure beside them)
+MODE_NAMES = {"base": "base", "adv": "adv", "flat": "FLAT", "pgd": "PGD", "freelb": "FreeLB"}
 ATTACK_NAMES = {"textfooler": "Textfooler", "pwws": "PWWS", "gene": "Gene", "iga": "IGA",
                 "pso": "PSO", "clare": "Clare", "bae": "BAE"}
 TRANSFER_ATTACKS = ("pwws", "gene", "iga", "pso", "clare", "bae")

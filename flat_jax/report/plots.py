@@ -19,10 +19,9 @@ KS = tuple(range(1, 11))
 
 
 def run_label(run: dict) -> str:
-  """'CNN-FLAT', 'CNN-adv', 'CNN-base' for a results.json."""
+  """'CNN-FLAT', 'CNN-adv', 'CNN-base', 'CNN-PGD' for a results.json."""
   mode = run.get("mode", "?")
-  return f"{paper.MODEL_NAMES.get(run.get('model'), run.get('model', '?'))}-" + (
-      "FLAT" if mode == "flat" else mode)
+  return f"{paper.MODEL_NAMES.get(run.get('model'), run.get('model', '?'))}-" + paper.MODE_NAMES.get(mode, mode)
 
 
 def _save(fig, path) -> pathlib.Path:

@@ -36,15 +36,28 @@ def load_runs(paths: Iterable) -> list[dict]:
   return runs
 
 
+# modes pgd and freelb at TextDefender's settings (config.embedding_adversary) need no label
+DEFAULT_ADVERSARY = {"steps": 5, "step_size": 0.03, "init_magnitude": 0.05, "max_norm": 0.0}
+EMBEDDING_MODES = ("pgd", "freelb")
+
+
 def _key(run: dict):
+  """(model, mode, training attack, settings): the training attack is None for base and for pgd
+  and freelb without attack rounds; settings are FLAT's (beta, gamma[, entropy reduction]) or, for
+  pgd and freelb away from the defaults, ("adversary", K, step size, init magnitude, max norm)."""
   attack = run.get("attack", {}).get("recipe") if run["mode"] != "base" else None
+  if run["mode"] in EMBEDDING_MODES and not run.get("rounds"):
+    attack = None
   flat = run.get("flat", {})
-  beta_gamma = None
+  settings = None
   if run["mode"] == "flat":
-    beta_gamma = (flat.get("beta"), flat.get("gamma"))
+    settings = (flat.get("beta"), flat.get("gamma"))
     if flat.get("entropy_reduction", "sum") != "sum":   # not the paper's objective: its own row
-      beta_gamma += (flat["entropy_reduction"],)
-  return run["model"], run["mode"], attack, beta_gamma
+      settings += (flat["entropy_reduction"],)
+  adversary = {**DEFAULT_ADVERSARY, **run.get("embedding_adversary", {})}
+  if run["mode"] in EMBEDDING_MODES and adversary != DEFAULT_ADVERSARY:
+    settings = ("adversary",) + tuple(adversary[k] for k in DEFAULT_ADVERSARY)
+  return run["model"], run["mode"], attack, settings
 
 
 def _groups(runs: Sequence[dict]) -> dict:
@@ -79,16 +92,18 @@ def _row_keys(groups):
   """(model, mode, attack, beta_gamma) in the paper's order, for every key we have a run of."""
   present = {k[1:] for k in groups}
   order = {m: i for i, m in enumerate(paper.MODELS)}
-  modes = {"base": 0, "adv": 1, "flat": 2}
+  modes = {m: i for i, m in enumerate(paper.MODE_NAMES)}
   attacks = {None: 0, "textfooler": 1, "pwws": 2}
-  return sorted(present, key=lambda k: (order.get(k[0], 9), modes[k[1]], attacks.get(k[2], 3),
+  return sorted(present, key=lambda k: (order.get(k[0], 9), modes.get(k[1], 9), attacks.get(k[2], 3),
                                         str(k[3])))
 
 
 def _label(model, mode, attack, beta_gamma, with_attack=True) -> str:
-  label = f"{paper.MODEL_NAMES.get(model, model)}-{'FLAT' if mode == 'flat' else mode}"
+  label = f"{paper.MODEL_NAMES.get(model, model)}-{paper.MODE_NAMES.get(mode, mode)}"
   if with_attack and attack:
     label += f" ({paper.ATTACK_NAMES.get(attack, attack)})"
+  if beta_gamma and beta_gamma[0] == "adversary":
+    return label + " K={:g} step={:g} init={:g} max-norm={:g}".format(*beta_gamma[1:])
   if beta_gamma and None not in beta_gamma and tuple(beta_gamma[:2]) != PAPER_BETA_GAMMA:
     label += f" β={beta_gamma[0]:g} γ={beta_gamma[1]:g}"
   if beta_gamma and len(beta_gamma) > 2:
@@ -134,10 +149,11 @@ def table3(runs: Sequence[dict], method: str = "ig") -> str:
   for recipe in ("textfooler", "pwws"):
     rows = []
     for model, mode, attack, bg in _row_keys(groups):
-      if mode != "base" and attack != recipe:
+      if attack is not None and attack != recipe:   # base, pgd, freelb: no training attack
         continue
       ref = paper.TABLE3.get((recipe, model, mode), {}) if _is_paper_setting(bg) else {}
-      row = [_label(model, mode, None, bg)]
+      # pgd/freelb come with and without attack rounds: the label says which
+      row = [_label(model, mode, attack if mode in EMBEDDING_MODES else None, bg)]
       for d in datasets:
         group = groups.get((d, model, mode, attack, bg), [])
         aa = _mean([r.get("after_attack", {}).get(recipe, {}).get("accuracy") for r in group])

@@ -126,7 +126,7 @@ def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0,
                    importance_positions: str = "replaced") -> Callable:
   if mode == "base":
     return base_objective(loss_on_probs)
-  if mode == "adv":
+  if mode in ("adv", "pgd", "freelb"):   # pgd, freelb: the same loss at perturbed embeddings
     return adv_objective(loss_on_probs)
   if mode == "flat":
     return flat_objective(beta, gamma, entropy_reduction, loss_on_probs, importance_positions)

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 # the mesh and batch placement live in flat_jax.distributed (they span processes); re-exported here
 # for the callers that build a step and its mesh together
 from flat_jax.distributed import AXIS, make_mesh, shard_batch  # noqa: F401
+from flat_jax.training.embedding_adversary import EmbeddingAdversary, ascend, random_start
 
 
 def example_keys(rng, step, index):
@@ -44,9 +45,17 @@ def row_texts(row):
 
 
 def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
-                    rng_names=("dropout", "mask"), grad_reduction: str = "psum", donate_state: bool = False):
-  """apply_fn(params, texts, deterministic=..., rngs=...) -> outputs dict, texts as row_texts gives;
+                    rng_names=("dropout", "mask"), grad_reduction: str = "psum", donate_state: bool = False,
+                    adversary: EmbeddingAdversary | None = None, embed_fn: Callable | None = None):
+  """apply_fn(params, texts, deterministic=..., rngs=..., perturbation=None) -> outputs dict, texts
+  as row_texts gives, perturbation (added to the word embeddings) of their shape (.., L, D);
   objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...).
+
+  adversary: embedding-space adversarial training (modes pgd and freelb,
+  flat_jax/training/embedding_adversary.py): K ascent steps on a perturbation of each text's word
+  embeddings inside the step; embed_fn(params, ids) -> word embeddings gives its shape. Every text
+  keeps one dropout (and mask) draw through the K passes, as FreeLB does (Zhu et al. 3.3: a new
+  draw per pass makes the ascent chase the noise).
 
   grad_reduction "psum": one all-reduce; its summation order is the collective library's (XLA's
   in-process one differs from gloo's or NCCL's), so the same run split differently over processes
@@ -59,30 +68,91 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
   if grad_reduction not in ("psum", "ordered"):
     raise ValueError(f"grad_reduction must be 'psum' or 'ordered', not {grad_reduction!r}")
 
-  def per_example_outputs(params, batch, keys):
-    def text_outputs(text, key):
+  if adversary is not None and embed_fn is None:
+    raise ValueError("an embedding adversary needs embed_fn (its perturbation's shape)")
+
+  def text_keys(batch, keys):
+    """(B, T) keys: one per text of each row, from the row's key and the text's slot."""
+    slots = jnp.arange(jax.tree.leaves(row_texts(jax.tree.map(lambda x: x[0], batch)))[0].shape[0])
+    return jax.vmap(lambda key: jax.vmap(lambda t: jax.random.fold_in(key, t))(slots))(keys)
+
+  def per_example_outputs(params, batch, keys, deltas=None):
+    """Outputs with a text axis (B, T, ...); deltas (B, T, L, D) perturb the word embeddings."""
+    def text_outputs(text, key, delta):
       rngs = {name: jax.random.fold_in(key, i) for i, name in enumerate(rng_names)}
-      outputs = apply_fn(params, jax.tree.map(lambda x: x[None], text), deterministic=False, rngs=rngs)
+      extra = {} if delta is None else {"perturbation": delta[None]}
+      outputs = apply_fn(params, jax.tree.map(lambda x: x[None], text), deterministic=False, rngs=rngs,
+                         **extra)
       return jax.tree.map(lambda x: x[0], outputs)
 
-    def one(row, key):
-      texts = row_texts(row)
-      slots = jnp.arange(jax.tree.leaves(texts)[0].shape[0])
-      return jax.vmap(text_outputs)(texts, jax.vmap(lambda t: jax.random.fold_in(key, t))(slots))
-    return jax.vmap(one)(batch, keys)
+    def one(row, row_keys, row_deltas):
+      return jax.vmap(text_outputs, in_axes=(0, 0, None if row_deltas is None else 0))(
+          row_texts(row), row_keys, row_deltas)
+    return jax.vmap(one, in_axes=(0, 0, None if deltas is None else 0))(
+        batch, text_keys(batch, keys), deltas)
+
+  def parts_loss(params, parts, keys, total_weight, deltas=None):
+    loss_sum, metrics = 0.0, None
+    for name, part in parts.items():
+      outputs = per_example_outputs(params, part, keys[name], None if deltas is None else deltas[name])
+      part_loss, part_metrics = objective(outputs, part)
+      loss_sum += part_loss
+      metrics = part_metrics if metrics is None else jax.tree.map(jnp.add, metrics, part_metrics)
+    return loss_sum / total_weight, metrics
+
+  def adversary_start(params, parts, keys):
+    """Each text's real positions (B, T, L) and delta_0 (B, T, L, D): the random start, or zero
+    when there is no ascent (K = 0)."""
+    reals, deltas = {}, {}
+    for name, part in parts.items():
+      # only the token mask of these outputs is used: XLA drops the rest of the forward pass
+      reals[name] = per_example_outputs(params, part, keys[name])["token_mask"]
+      texts = jax.vmap(row_texts)(part)
+      ids = texts["ids"] if isinstance(texts, dict) else texts
+      shape = jax.eval_shape(embed_fn, params, ids).shape
+      if adversary.steps and adversary.init_magnitude:
+        # a stream of its own beside the model's rng streams, per text
+        start_keys = jax.vmap(jax.vmap(lambda k: jax.random.fold_in(k, len(rng_names))))(
+            text_keys(part, keys[name]))
+        deltas[name] = jax.vmap(jax.vmap(
+            lambda k, real: random_start(k, shape[2:], real, adversary.init_magnitude)))(
+                start_keys, reals[name])
+      else:
+        deltas[name] = jnp.zeros(shape, jnp.float32)
+    return reals, deltas
+
+  def adversarial_grads(params, parts, keys, total_weight):
+    reals, deltas = adversary_start(params, parts, keys)
+    value_and_grads = jax.value_and_grad(
+        lambda p, d: parts_loss(p, parts, keys, total_weight, d), argnums=(0, 1), has_aux=True)
+
+    def step(deltas, delta_grads):
+      return {name: ascend(deltas[name], delta_grads[name], reals[name], adversary.step_size,
+                           adversary.max_norm) for name in deltas}
+
+    if adversary.kind == "freelb" and adversary.steps:
+      grads = metrics = None
+      for k in range(adversary.steps):
+        (_, m), (g, delta_grads) = value_and_grads(params, deltas)
+        grads = g if grads is None else jax.tree.map(jnp.add, grads, g)
+        metrics = m if metrics is None else jax.tree.map(jnp.add, metrics, m)
+        if k + 1 < adversary.steps:   # the last point's ascent would never be used
+          deltas = step(deltas, jax.lax.stop_gradient(delta_grads))
+      scale = 1.0 / adversary.steps
+      return jax.tree.map(lambda g: g * scale, grads), jax.tree.map(lambda m: m * scale, metrics)
+    for _ in range(adversary.steps if adversary.kind == "pgd" else 0):
+      delta_grads = jax.grad(lambda d: parts_loss(params, parts, keys, total_weight, d)[0])(deltas)
+      deltas = step(deltas, delta_grads)
+    (_, metrics), (grads, _) = value_and_grads(params, jax.lax.stop_gradient(deltas))
+    return grads, metrics
 
   def local_grads(params, parts, keys):
     total_weight = lax.psum(sum(jnp.sum(part["weight"]) for part in parts.values()), AXIS)
-
-    def loss_fn(p):
-      loss_sum, metrics = 0.0, None
-      for name, part in parts.items():
-        part_loss, part_metrics = objective(per_example_outputs(p, part, keys[name]), part)
-        loss_sum += part_loss
-        metrics = part_metrics if metrics is None else jax.tree.map(jnp.add, metrics, part_metrics)
-      return loss_sum / total_weight, metrics
-
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    if adversary is None:
+      (_, metrics), grads = jax.value_and_grad(
+          lambda p: parts_loss(p, parts, keys, total_weight), has_aux=True)(params)
+    else:
+      grads, metrics = adversarial_grads(params, parts, keys, total_weight)
     if grad_reduction == "ordered":
       grads = jax.tree.map(lambda g: jnp.sum(lax.all_gather(g, AXIS), axis=0), grads)
     else:

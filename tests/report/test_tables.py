@@ -110,3 +110,31 @@ def test_report_into_replaces_only_the_marked_block(tmp_path):
   doc.write_text("no markers\n")
   done = subprocess.run(cmd, capture_output=True, text=True)
   assert done.returncode == 2 and "tables:begin" in done.stderr and doc.read_text() == "no markers\n"
+
+
+def test_pgd_and_freelb_rows_have_no_paper_figure_and_appear_under_both_attacks():
+  """Embedding-space defences train without an attack (no rounds): like base, Table 3 shows them
+  under each attack; with rounds they are trained with the attack and shown under it only; away
+  from TextDefender's settings the row says which."""
+  pgd = _run("sst2", "cnn", "pgd", 80.0, textfooler=20.0, pwws=10.0)
+  pgd.update(rounds=[], embedding_adversary={"steps": 5, "step_size": 0.03, "init_magnitude": 0.05,
+                                             "max_norm": 0.0})
+  freelb = _run("sst2", "cnn", "freelb", 81.0, textfooler=21.0)
+  freelb.update(rounds=[], embedding_adversary={"steps": 3, "step_size": 0.1, "init_magnitude": 0.05,
+                                                "max_norm": 1.0})
+  with_rounds = _run("sst2", "cnn", "pgd", 79.0, aa=30.0, recipe="pwws")
+  with_rounds["rounds"] = [{"round": 1}]
+  base = _run("sst2", "cnn", "base", 82.0, textfooler=12.0, pwws=6.0)
+  text2 = tables.table2([base, pgd, freelb, with_rounds])
+  assert _row(text2, "CNN-PGD") == "| CNN-PGD | 80.00 |"
+  assert _row(text2, "CNN-PGD (PWWS)") == "| CNN-PGD (PWWS) | 79.00 |"
+  assert _row(text2, "CNN-FreeLB K=3 step=0.1 init=0.05 max-norm=1") == (
+      "| CNN-FreeLB K=3 step=0.1 init=0.05 max-norm=1 | 81.00 |")
+  labels = [line.split(" |")[0][2:] for line in text2.splitlines()[4:]]
+  assert labels == ["CNN-base", "CNN-PGD", "CNN-PGD (PWWS)", "CNN-FreeLB K=3 step=0.1 init=0.05 max-norm=1"]
+  text3 = tables.table3([base, pgd, freelb, with_rounds])
+  textfooler, pwws = text3.split("**PWWS**")
+  assert _row(textfooler, "CNN-PGD").startswith("| CNN-PGD | 20.00 |")
+  assert _row(pwws, "CNN-PGD").startswith("| CNN-PGD | 10.00 |")
+  assert _row(pwws, "CNN-PGD (PWWS)").startswith("| CNN-PGD (PWWS) | 30.00 |")
+  assert "CNN-PGD (PWWS)" not in textfooler     # trained with PWWS: not a Textfooler row

@@ -64,3 +64,19 @@ def test_sgd_gradients_are_the_global_mean_not_n_times_it(tmp_path, shared_data)
                                   "--config.train.grad_reduction=ordered", mode="base")
   np.testing.assert_allclose(one_metrics[-1]["train_loss"], ordered_metrics[-1]["train_loss"], rtol=1e-4)
   assert abs(ordered["dev_accuracy"] - four["dev_accuracy"]) <= 0.1
+
+
+@pytest.mark.parametrize("mode", ["pgd", "freelb"])
+def test_embedding_adversary_modes_four_devices_match_one(tmp_path, shared_data, mode):
+  """The random start and the ascent are keyed and normalised per text, so splitting the batch
+  over devices changes nothing but the last bits of the gradient sums (batch 30: a padded shard)."""
+  args = ("--config.train.batch_size=30", "--config.embedding_adversary.steps=2")
+  one, one_metrics = _run(tmp_path / "one", 1, *args, mode=mode)
+  four, four_metrics = _run(tmp_path / "four", 4, *args, mode=mode)
+  # no base stage: the first stage trains adversarially from scratch
+  assert [m["stage"] for m in one_metrics] == [f"train_{mode}_round_0"] * 2
+  assert one["embedding_adversary"]["steps"] == 2 and one["model_stage"] == f"train_{mode}_round_0"
+  for a, b in zip(one_metrics, four_metrics, strict=True):
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4, err_msg=str(a["epoch"]))
+    assert a["dev_accuracy"] == b["dev_accuracy"]
+  assert one["standard_accuracy"] == four["standard_accuracy"]
