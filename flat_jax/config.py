@@ -17,7 +17,7 @@ MODELS = ("lstm", "cnn", "bert", "deberta")
 EMBEDDING_MODES = ("pgd", "freelb")
 MODES = ("base", "adv", "flat") + EMBEDDING_MODES
 STAGES = ("all", "train", "attack", "evaluate", "report")
-RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae")
+RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae", "hotflip")
 INTERPRETERS = ("ig", "lime")
 EMBEDDING_FORMATS = ("auto", "word2vec_bin", "word2vec_text", "glove_text")
 

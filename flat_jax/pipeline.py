@@ -113,6 +113,11 @@ def _check_supported(config) -> None:
                    "train.schedule=constant with the continuous schedule")
   if config.model.name not in config_lib.TRANSFORMERS:
     return
+  if "hotflip" in recipes:
+    raise RunError(f"hotflip needs a word model (model.name=lstm or cnn): a word-piece model reads a "
+                   f"substitute as another number of pieces, where HotFlip's first-order estimate of "
+                   f"a flip is not defined; drop it from eval.attacks / attack.recipe for "
+                   f"{config.model.name}")
   if config.model.from_scratch and config.model.scratch_hidden % config.model.scratch_heads:
     raise RunError(f"model.scratch_hidden={config.model.scratch_hidden} is not a multiple of "
                    f"model.scratch_heads={config.model.scratch_heads}")

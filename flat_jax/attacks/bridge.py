@@ -36,8 +36,8 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from flat_jax.data.text import clean_text
-from flat_jax.data.vocab import PAD_ID
+from flat_jax.data.text import clean_text, tokenize
+from flat_jax.data.vocab import PAD_ID, UNK_ID
 from flat_jax.training.artifacts import TrainedModel
 
 
@@ -69,6 +69,7 @@ class PredictionBridge:
     self._lock = threading.Lock()
     self.queries = 0          # texts asked for
     self.model_calls = 0      # texts actually run through the model
+    self.gradients: WordGradients | None = None   # word models: what gradient attacks need
 
   @classmethod
   def from_trained(cls, trained: TrainedModel, noise_seed: int | None = None,
@@ -101,7 +102,9 @@ class PredictionBridge:
       return cls(predict, trained.params, trained.pieces.encode, max_length, trained.num_classes,
                  pad_id=trained.pieces.pad_id, **kwargs)
     encode = lambda text: trained.vocab.encode(clean_text(text), max_length)
-    return cls(predict, trained.params, encode, max_length, trained.num_classes, **kwargs)
+    bridge = cls(predict, trained.params, encode, max_length, trained.num_classes, **kwargs)
+    bridge.gradients = WordGradients(trained, temperature, bridge.lengths)
+    return bridge
 
   def _bucket(self, sizes: Sequence[int], n: int) -> int:
     return next((s for s in sizes if s >= n), sizes[-1])
@@ -151,6 +154,55 @@ class PredictionBridge:
   def compiled_shapes(self) -> int:
     """Number of distinct input shapes compiled so far (at most one per bucket length)."""
     return self._predict._cache_size()
+
+
+class WordGradients:
+  """What a gradient attack (HotFlip) needs of a word model: the gradient of the loss at each token's
+  embedding, and the embeddings the model reads words with (its own table; <unk> for a word
+  outside its vocabulary, as the model would read it).
+
+  The loss is the cross-entropy of the model's own prediction at the bridge's temperature (as
+  TextAttack's get_grad: raising it pushes the text away from the current class). One text per call,
+  padded to the bridge's bucket lengths: one compile per bucket."""
+
+  def __init__(self, trained: TrainedModel, temperature: float, lengths: Sequence[int]):
+    model, vocab = trained.model, trained.vocab
+    self._vocab, self._lengths = vocab, tuple(lengths)
+    self._max_length = trained.config.data.max_length
+    self._params = trained.params
+    self._table = np.asarray(trained.params["embed"]["embedding"])
+    self.calls = 0
+
+    def gradient(params, ids):
+      embedded = model.apply({"params": params}, ids, method=model.embed_tokens)
+
+      def loss(e):
+        logits = model.apply({"params": params}, e, ids != PAD_ID, deterministic=True,
+                             method=model.classify_embedded)["logits"] / temperature
+        predicted = jax.lax.stop_gradient(jax.numpy.argmax(logits, -1))
+        return -jax.numpy.sum(jax.nn.log_softmax(logits)[jax.numpy.arange(len(ids)), predicted])
+      return jax.grad(loss)(embedded)
+
+    self._gradient = jax.jit(gradient)
+
+  def tokens(self, text: str) -> list[str]:
+    """The words of `text` as the model reads them (cleaned, tokenised, truncated)."""
+    return tokenize(clean_text(text))[:self._max_length]
+
+  def __call__(self, text: str) -> tuple[list[str], np.ndarray]:
+    """(tokens, (n_tokens, D) gradient of the loss at each token's embedding)."""
+    tokens = self.tokens(text)
+    length = next((s for s in self._lengths if s >= max(1, len(tokens))), self._lengths[-1])
+    ids = np.full((1, length), PAD_ID, np.int32)
+    ids[0, :len(tokens)] = self._vocab.encode(" ".join(tokens), self._max_length)
+    self.calls += 1
+    return tokens, np.asarray(self._gradient(self._params, ids))[0, :len(tokens)]
+
+  def embeddings(self, words: Sequence[str]) -> np.ndarray:
+    """(len(words), D): each word's row of the model's table (a cleaned single token; <unk>
+    otherwise)."""
+    ids = [self._vocab.index.get(w, UNK_ID) for w in words]
+    return self._table[np.asarray(ids, np.int64)] if ids else np.zeros((0, self._table.shape[1]))
 
 
 def textattack_wrapper(bridge: PredictionBridge):

@@ -114,7 +114,12 @@ class _Attacker:
     np.random.seed((self.job.seed + index) % 2**32)
     import torch
     torch.manual_seed(self.job.seed + index)
-    return _record(index, label, self.attack.attack(text, label), self.job.temperature)
+    gradients = self.bridge.gradients
+    before = gradients.calls if gradients is not None else 0
+    record = _record(index, label, self.attack.attack(text, label), self.job.temperature)
+    if gradients is not None and gradients.calls > before:   # a gradient attack (hotflip)
+      record["gradient_calls"] = gradients.calls - before
+    return record
 
 
 def _worker(job: AttackJob, tasks, results, threads: int | None = None,
@@ -170,7 +175,9 @@ def summarize(records: Sequence[dict]) -> dict:
           "success_rate": 100.0 * len(successful) / len(attacked) if attacked else 0.0,
           "avg_queries": float(np.mean([r["queries"] for r in attacked])) if attacked else 0.0,
           "avg_perturbed_fraction": float(np.mean([r["perturbed_fraction"] for r in successful]))
-          if successful else 0.0}
+          if successful else 0.0,
+          **({"avg_gradient_calls": float(np.mean([r.get("gradient_calls", 0) for r in attacked]))}
+             if any("gradient_calls" in r for r in records) else {})}
 
 
 def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int], out_path, *,

@@ -1,4 +1,4 @@
-"""The eight attacks of the paper, built from TextAttack components with offline resources.
+"""The eight attacks of the paper and HotFlip, built from TextAttack components with offline resources.
 
 Settings are those of TextAttack's stock recipes (textattack/attack_recipes/*); where a stock
 component needs a download, the offline substitute from flat_jax.attacks.resources is used and the
@@ -10,7 +10,7 @@ import dataclasses
 
 from flat_jax.attacks import resources
 
-RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae")
+RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae", "hotflip")
 
 OFFLINE_SUBSTITUTES = {
     "textfooler": "counter-fitted synonym space built from GloVe 50-d + WordNet (cos >= calibrated "
@@ -24,6 +24,9 @@ OFFLINE_SUBSTITUTES = {
     "clare": "DistilRoBERTa -> the masked LM at attack.masked_lm (required); the merge step's "
              "flair POS tagger -> spaCy",
     "bae": "BERT MLM -> the masked LM at attack.masked_lm (required); USE and POS as TextFooler",
+    "hotflip": "not TextAttack's stock recipe: candidates are the word's synonym-space neighbours "
+               "(as TextFooler's), ranked by the gradient (attacks/hotflip.py); POS -> spaCy; word "
+               "models only",
 }
 
 
@@ -119,6 +122,21 @@ def build_attack(name: str, model_wrapper, res: AttackResources = AttackResource
                              ImprovedGeneticAlgorithm(pop_size=60, max_iters=20,
                                                       max_replace_times_per_index=5,
                                                       post_crossover_check=False))
+  if name == "hotflip":
+    bridge = getattr(model_wrapper, "model", None)
+    if getattr(bridge, "gradients", None) is None:
+      raise ValueError("hotflip needs the gradients of a word model (LSTM, CNN) through the attack "
+                       "bridge; this model has none (a word-piece model?)")
+    from textattack.search_methods import BeamSearch
+
+    from flat_jax.attacks import hotflip
+    embedding, min_cos = synonym_space(), _embedding_threshold(res, 0.8)
+    constraints = [RepeatModification(), StopwordModification(),
+                   MaxWordsPerturbed(max_num_words=hotflip.MAX_WORDS),
+                   WordEmbeddingDistance(embedding=embedding, min_cos_sim=min_cos),
+                   resources.SpacyPartOfSpeech(allow_verb_noun_swap=True)]
+    return textattack.Attack(goal, constraints, hotflip.gradient_synonym_swap(bridge, embedding, min_cos),
+                             BeamSearch(beam_width=hotflip.BEAM_WIDTH))
   if name == "pso":
     transformation = (_hownet_swap(res.hownet_candidates) if res.hownet_candidates
                       else WordSwapWordNet())

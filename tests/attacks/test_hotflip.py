@@ -1,0 +1,104 @@
+"""HotFlip against the small SST-2 CNN: the word alignment, the first-order ranking (its sign and
+its use of the gradient), and whole attacks within HotFlip's constraints."""
+import jax
+import numpy as np
+import optax
+import pytest
+
+from flat_jax.attacks import hotflip, resources
+from flat_jax.attacks.bridge import PredictionBridge
+from flat_jax.attacks.generate import AttackJob, attack_examples, summarize
+from flat_jax.data.vocab import PAD_ID
+from flat_jax.training.artifacts import load_trained
+
+
+def test_textattack_words_find_their_model_tokens():
+  # TextAttack's words drop punctuation the model keeps; a contraction is two model tokens
+  words = ["It", "isn't", "a", "good", "film", "really"]
+  tokens = ["it", "is", "n't", "a", "good", "(", "film", ")", ",", "really"]
+  assert hotflip.align_words(words, tokens) == [0, None, 3, 4, 6, 9]
+  # a word the model's tokens lack (truncated text) has no position
+  assert hotflip.align_words(["good", "film"], ["good"]) == [0, None]
+
+
+def test_first_order_scores_are_the_embedding_difference_along_the_gradient():
+  gradient = np.array([1.0, -2.0])
+  current = np.array([0.5, 0.5])
+  candidates = np.array([[1.5, 0.5], [0.5, 1.5], [0.5, -0.5]])
+  np.testing.assert_allclose(hotflip.first_order_scores(gradient, current, candidates), [1.0, -2.0, 2.0])
+
+
+@pytest.fixture(scope="module")
+def victim(model_dir):
+  trained = load_trained(model_dir)
+  return trained, PredictionBridge.from_trained(trained)
+
+
+def _loss_fn(trained):
+  """Cross-entropy of one text (ids padded to the model's length: one compile)."""
+  length = trained.config.data.max_length
+
+  @jax.jit
+  def loss(ids, label):
+    logits = trained.model.apply({"params": trained.params}, ids[None])["logits"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, label[None])[0]
+  return lambda ids, label: float(loss(np.asarray(ids + [PAD_ID] * (length - len(ids)), np.int32),
+                                       np.asarray(label)))
+
+
+def test_the_top_ranked_flips_raise_the_loss_more_than_the_bottom_ranked(victim, sst2_splits):
+  """The estimate uses the gradient of the predicted class's loss at each word: flipping the words
+  it ranks first must, on average over texts, raise the true loss more than those it ranks last (a
+  wrong sign or position would reverse or scramble this)."""
+  trained, bridge = victim
+  vocab, loss = trained.vocab, _loss_fn(trained)
+  rng = np.random.RandomState(0)
+  top, bottom = [], []
+  for text in sst2_splits.test.texts[:30]:
+    tokens, grad = bridge.gradients(text)
+    ids = vocab.encode(" ".join(tokens), len(tokens))
+    label = int(np.argmax(bridge([text])[0]))
+    base = loss(ids, label)
+    flips = [(p, w) for p in range(len(tokens)) for w in rng.choice(len(vocab) - 2, 20, replace=False) + 2]
+    current = bridge.gradients.embeddings([tokens[p] for p, _ in flips])
+    table = bridge.gradients.embeddings([vocab.words[w] for _, w in flips])
+    scores = np.einsum("nd,nd->n", table - current, grad[[p for p, _ in flips]])
+    order = np.argsort(-scores)
+    def change(k):
+      p, w = flips[k]
+      return loss(ids[:p] + [int(w)] + ids[p + 1:], label) - base
+    top.append(np.mean([change(k) for k in order[:3]]))
+    bottom.append(np.mean([change(k) for k in order[-3:]]))
+  assert np.mean(top) > 0 > np.mean(bottom)
+  assert np.mean(np.asarray(top) > np.asarray(bottom)) >= 0.8
+  assert bridge.gradients.calls == 30
+
+
+def test_hotflip_attacks_within_its_constraints(model_dir, sst2_splits, tmp_path):
+  test = sst2_splits.test
+  records = attack_examples(AttackJob(str(model_dir), "hotflip"), test.texts, test.labels,
+                            tmp_path / "hotflip.jsonl", indices=range(20))
+  summary = summarize(records)
+  assert summary["success_rate"] > 0 and summary["accuracy"] < summary["original_accuracy"]
+  assert summary["avg_gradient_calls"] >= 1
+  space = resources.load_synonym_embedding()
+  for r in records:
+    if r["status"] == "skipped":
+      assert "gradient_calls" not in r      # a misclassified text is never attacked
+      continue
+    assert r["gradient_calls"] >= 1
+    if r["status"] == "successful":
+      assert 1 <= len(r["replaced"]) <= hotflip.MAX_WORDS and r["perturbed_output"] != r["label"]
+      for _, old, new in r["replaced"]:
+        assert space.get_cos_sim(old, new) >= resources.SYNONYM_MIN_COS - 1e-6, (old, new)
+
+
+def test_a_word_piece_model_with_hotflip_is_refused_before_training():
+  from flat_jax import pipeline
+  from flat_jax.config import preset
+  config = preset("sst2", "bert")
+  config.eval.attacks = ("textfooler", "hotflip")
+  with pytest.raises(pipeline.RunError, match="hotflip needs a word model"):
+    pipeline._check_supported(config)
+  config.model.name = "cnn"
+  pipeline._check_supported(config)    # word models take it
