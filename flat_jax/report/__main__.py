@@ -6,7 +6,12 @@ of FILE (e.g. REPRODUCTION.md), so a document's prose stays and its tables are r
 --study: instead of the paper's tables, the controlled comparison of settings seed by seed
 (flat_jax/report/study.py; runs named <prefix>_<setting>_s<seed>), into the block between
 `<!-- study:begin -->` and `<!-- study:end -->` (--block NAME: `<!-- NAME:begin -->` instead, for a
-document with several such tables)."""
+document with several such tables).
+
+--common_set and --transfer (workdirs, whose attacks/test_<recipe>.jsonl they read): after-attack
+accuracy on the test examples every compared model classifies correctly, and the transfer matrix
+(each run's adversarial test texts read by every other run's model); --attacks picks the recipes
+(default: those every run has records of). flat_jax/report/compare.py."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +48,12 @@ def main(argv=None) -> int:
                       help="the settings-by-seed comparison instead of the paper's tables")
   parser.add_argument("--block", help="with --into: the marked block's name (default: tables, "
                       "or study with --study)")
+  parser.add_argument("--common_set", action="store_true",
+                      help="after-attack accuracy on the examples every run classifies correctly")
+  parser.add_argument("--transfer", action="store_true",
+                      help="the transfer matrix of the runs' adversarial test texts")
+  parser.add_argument("--attacks", default="", help="comma-separated recipes for --common_set and "
+                      "--transfer (default: every recipe all runs were attacked with)")
   args = parser.parse_args(argv)
   if args.block and not args.into:
     parser.error("--block names a block of the --into file; give --into too")
@@ -55,7 +66,10 @@ def main(argv=None) -> int:
     from flat_jax.report.html import write_compare_page
     print(write_compare_page(args.runs, args.html))
     return 0
-  text = render_study(runs) if args.study else render(runs)
+  if args.common_set or args.transfer:
+    text = _compare(args)
+  else:
+    text = render_study(runs) if args.study else render(runs)
   if args.into:
     try:
       replace_block(pathlib.Path(args.into), text,
@@ -68,6 +82,22 @@ def main(argv=None) -> int:
   else:
     print(text)
   return 0
+
+
+def _compare(args) -> str:
+  from flat_jax.report import compare
+  workdirs = [pathlib.Path(p).parent if pathlib.Path(p).is_file() else pathlib.Path(p) for p in args.runs]
+  if args.attacks:
+    recipes = [r.strip() for r in args.attacks.split(",") if r.strip()]
+  else:
+    found = [{f.stem.removeprefix("test_") for f in (w / "attacks").glob("test_*.jsonl")} for w in workdirs]
+    recipes = sorted(set.intersection(*found)) if found else []
+  parts = []
+  if args.common_set:
+    parts.append(compare.common_set_table(workdirs, recipes))
+  if args.transfer:
+    parts.append(compare.transfer_table(workdirs, recipes))
+  return "\n\n".join(parts) + "\n"
 
 
 if __name__ == "__main__":
