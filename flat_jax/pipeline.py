@@ -542,7 +542,26 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
     results["after_attack"][recipe] = {**summarize(records), "temperature": temperature}
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
+    _attack_quality(results, recipe, records, temperature)
+    write_results(workdir, results)
     _interpret(config, workdir, results, recipe, records, model_stage, temperature)
+
+
+def _attack_quality(results, recipe: str, records, temperature: float) -> None:
+  """results["attack_quality"][recipe]: the adversarial examples' quality (attacks/quality.py),
+  kept while the records it describes (those of this temperature) are."""
+  from flat_jax.attacks import quality
+  done = results.setdefault("attack_quality", {}).get(recipe)
+  if done is not None and done.get("temperature") == temperature:
+    return
+  t0 = time.perf_counter()
+  results["attack_quality"][recipe] = {**quality.summarize(quality.per_example(records)),
+                                       "temperature": temperature}
+  results["timings_s"][f"quality_{recipe}"] = time.perf_counter() - t0
+  summary = results["attack_quality"][recipe]
+  logging.info("quality of %s's %d adversarial examples: similarity %s, synonyms %s, POS kept %s", recipe,
+               summary["num_examples"], *(f"{summary[m]['mean']:.3f}" if summary[m].get("n") else "-"
+                                          for m in ("similarity", "synonym_share", "pos_agreement")))
 
 
 def _interpret(config, workdir, results, recipe: str, records, model_stage: str,

@@ -221,6 +221,35 @@ def static_sets_table(runs: Sequence[dict]) -> str:
           "run.\n\n" + _table(["Run"] + names, rows))
 
 
+def quality_table(runs: Sequence[dict]) -> str:
+  """Quality of each run's adversarial examples per attack (results.json "attack_quality",
+  flat_jax/attacks/quality.py); "" when no run has it."""
+  rows = []
+  for r in runs:
+    for recipe, q in sorted(r.get("attack_quality", {}).items()):
+      def mean(metric, digits=2):
+        m = q.get(metric, {})
+        return f"{m['mean']:.{digits}f}" if m.get("n") else "-"
+
+      def spread(metric):
+        m = q.get(metric, {})
+        if not m.get("n"):
+          return "-"
+        p = m["percentiles"]
+        return f"{m['mean']:.2f} [{p['10']:.2f}-{p['90']:.2f}]"
+      rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
+                   paper.ATTACK_NAMES.get(recipe, recipe), str(q.get("num_examples", 0)),
+                   mean("words_changed"), spread("perturbed_fraction"), spread("similarity"),
+                   mean("synonym_share"), mean("pos_agreement")])
+  if not rows:
+    return ""
+  return ("Quality of the adversarial examples (successful attacks): mean [10th-90th percentile]; "
+          "similarity is the sentence encoder's cosine, synonyms the share of substitutes that are "
+          "WordNet synonyms of the replaced word, POS the share keeping its part of speech.\n\n"
+          + _table(["Run", "attack", "examples", "words changed", "fraction changed", "similarity",
+                    "synonyms", "POS kept"], rows))
+
+
 def _describe(run: dict) -> str:
   attacked = ", ".join(f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items())
   return (f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
@@ -229,5 +258,6 @@ def _describe(run: dict) -> str:
 
 def render(runs: Sequence[dict]) -> str:
   sources = "\n".join(f"- {_describe(r)}" for r in runs)
-  parts = [table2(runs), table3(runs), table4(runs), table5(runs), static_sets_table(runs)]
+  parts = [table2(runs), table3(runs), table4(runs), table5(runs), static_sets_table(runs),
+           quality_table(runs)]
   return "\n\n".join([p for p in parts if p] + ["Runs:\n\n" + sources]) + "\n"
