@@ -126,7 +126,7 @@ class Model:
     job = AttackJob(model_dir=str(self.workdir), recipe=recipe, stage=self.stage, seed=self.config.seed,
                     synonym_vectors=a.synonym_vectors, masked_lm=a.masked_lm,
                     hownet_candidates=a.hownet_candidates, query_budget=a.query_budget,
-                    synonym_min_cos=a.synonym_min_cos, temperature=float(temperature))
+                    synonym_min_cos=a.synonym_min_cos, temperature=float(temperature), budget=a.budget)
     if out is not None:
       return attack_examples(job, texts, ids, out, workers=workers, desc=f"attack {recipe}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -131,6 +131,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.attack.num_examples = 0   # training examples attacked per round (seeded sample); 0 = all
   c.attack.workers = 1
   c.attack.query_budget = 0
+  # "" = each recipe's own settings; "textdefender": one budget for every compared defence (at most
+  # 50 candidates a word, 30% of the words, sentence similarity >= 0.84, 50 queries; recipes.BUDGETS)
+  c.attack.budget = ""
   # "successful" (TextAttack's trainer), "perturbed" (every result whose text changed) or "all"
   # (every result's perturbed text, failed and skipped ones too: the authors' release)
   c.attack.keep = "successful"
@@ -243,6 +246,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "attack.num_examples": _non_negative,
     "attack.workers": _positive,
     "attack.query_budget": _non_negative,
+    "attack.budget": _one_of(("", "textdefender")),
     "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
     "attack.keep": _one_of(("successful", "perturbed", "all")),
     "eval.attacks": _subset_of(RECIPES),

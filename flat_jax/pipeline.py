@@ -422,7 +422,7 @@ def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = 
   return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
                    config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget,
                    training_mode=training_mode, synonym_min_cos=config.attack.synonym_min_cos,
-                   temperature=temperature)
+                   temperature=temperature, budget=config.attack.budget)
 
 
 CALIBRATED = "calibrated on dev"
@@ -539,7 +539,8 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
                                                           temperature=temperature),
                             texts=texts, labels=labels, workers=config.attack.workers,
                             desc=f"{recipe} on test")
-    results["after_attack"][recipe] = {**summarize(records), "temperature": temperature}
+    results["after_attack"][recipe] = {**summarize(records), "temperature": temperature,
+                                       **({"budget": config.attack.budget} if config.attack.budget else {})}
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
     _attack_quality(results, recipe, records, temperature)

@@ -40,6 +40,7 @@ class AttackJob:
   training_mode: bool = False   # query the model with sampled masks and dropout (the authors' rounds)
   synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
   temperature: float = 1.0      # the model's probabilities are softmax(logits / temperature)
+  budget: str = ""              # "" = the recipe's own settings; "textdefender" (recipes.BUDGETS)
 
 
 def read_records(path) -> dict[int, dict]:
@@ -61,7 +62,7 @@ def _current_records(path, job: AttackJob) -> dict[int, dict]:
   """read_records without the records made at another temperature (records before temperatures
   were recorded were made at 1)."""
   return {i: r for i, r in read_records(path).items()
-          if r.get("temperature", 1.0) == job.temperature}
+          if r.get("temperature", 1.0) == job.temperature and r.get("budget", "") == job.budget}
 
 
 def _write_records(path: pathlib.Path, records: dict[int, dict]) -> None:
@@ -104,7 +105,7 @@ class _Attacker:
                                                 noise_seed=job.seed if job.training_mode else None,
                                                 temperature=job.temperature)
     res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget,
-                          job.synonym_min_cos)
+                          job.synonym_min_cos, job.budget)
     self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
                                encoder_threads=threads)
 
@@ -119,6 +120,8 @@ class _Attacker:
     record = _record(index, label, self.attack.attack(text, label), self.job.temperature)
     if gradients is not None and gradients.calls > before:   # a gradient attack (hotflip)
       record["gradient_calls"] = gradients.calls - before
+    if self.job.budget:
+      record["budget"] = self.job.budget
     return record
 
 

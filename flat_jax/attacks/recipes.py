@@ -38,12 +38,22 @@ class AttackResources:
   hownet_candidates: str = ""      # TextAttack's word_candidates_sense.pkl (PSO)
   query_budget: int = 0
   synonym_min_cos: float = 0.0     # embedding-swap candidates' cosine bound; 0 = the space's own
+  budget: str = ""                 # "" = each recipe's own settings; "textdefender": BUDGETS
 
   @classmethod
   def from_config(cls, attack_config) -> "AttackResources":
     return cls(attack_config.synonym_vectors, attack_config.masked_lm,
                attack_config.hownet_candidates, attack_config.query_budget,
-               attack_config.synonym_min_cos)
+               attack_config.synonym_min_cos, attack_config.budget)
+
+
+# One attack budget for every compared defence (TextDefender, Li et al. EMNLP 2021; their
+# utils/textattack build_english_attacker and args.py): the embedding-swap recipes draw the 50
+# nearest neighbours with no cosine bound, every recipe changes at most 30% of the words, keeps the
+# sentence encoder's angular similarity >= 0.840845057 (window 15) and stops after 50 model queries
+# (their query_budget_size is set to the neighbour count).
+BUDGETS = {"textdefender": {"neighbours": 50, "max_percent": 0.3, "similarity": 0.840845057,
+                            "query_budget": 50, "embedding_swap": ("textfooler", "pwws", "pso")}}
 
 
 def _embedding_threshold(res: AttackResources, official: float) -> float:
@@ -62,6 +72,39 @@ def _embedding_bound(res: AttackResources) -> dict:
 
 def build_attack(name: str, model_wrapper, res: AttackResources = AttackResources(), *,
                  encoder_threads: int | None = None):
+  """A textattack.Attack for `name` against `model_wrapper`, under the recipe's own settings or
+  the common budget res.budget (BUDGETS). See _build_recipe."""
+  attack = _build_recipe(name, model_wrapper, res, encoder_threads=encoder_threads)
+  if not res.budget:
+    return attack
+  if res.budget not in BUDGETS:
+    raise ValueError(f"unknown attack budget {res.budget!r}; choose from {', '.join(BUDGETS)} or ''")
+  return _with_budget(attack, name, BUDGETS[res.budget], res, encoder_threads)
+
+
+def _with_budget(attack, name: str, budget: dict, res: AttackResources, encoder_threads):
+  import textattack
+  from textattack.constraints.overlap import MaxWordsPerturbed
+  from textattack.constraints.semantics import WordEmbeddingDistance
+  from textattack.goal_functions import UntargetedClassification
+  from textattack.transformations import WordSwapEmbedding
+  transformation = attack.transformation
+  constraints = list(attack.pre_transformation_constraints) + [
+      c for c in attack.constraints if not isinstance(c, MaxWordsPerturbed)]
+  if name in budget["embedding_swap"]:
+    transformation = WordSwapEmbedding(max_candidates=budget["neighbours"],
+                                       embedding=resources.load_synonym_embedding(res.synonym_vectors or None))
+    constraints = [c for c in constraints if not isinstance(c, WordEmbeddingDistance)]
+  constraints.append(MaxWordsPerturbed(max_percent=budget["max_percent"]))
+  constraints.append(resources.OfflineSentenceEncoder(
+      threads=encoder_threads, threshold=budget["similarity"], metric="angular",
+      compare_against_original=False, window_size=15, skip_text_shorter_than_window=True))
+  goal = UntargetedClassification(attack.goal_function.model, query_budget=budget["query_budget"])
+  return textattack.Attack(goal, constraints, transformation, attack.search_method)
+
+
+def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResources(), *,
+                  encoder_threads: int | None = None):
   """A textattack.Attack for `name` against `model_wrapper`. Call
   resources.prepare_textattack_environment() first. `encoder_threads`: BLAS threads of the
   sentence encoder (None: its default); a worker process sharing the cores with others should

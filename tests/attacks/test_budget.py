@@ -1,0 +1,40 @@
+"""The common attack budget (attack.budget=textdefender) on the small SST-2 CNN."""
+import pytest
+
+from flat_jax.attacks import recipes, resources
+from flat_jax.attacks.generate import AttackJob, _current_records, attack_examples
+
+
+@pytest.mark.parametrize("recipe", ["textfooler", "pwws"])
+def test_textdefender_budget_builds_their_constraints(model_dir, recipe):
+  resources.prepare_textattack_environment()
+  from textattack.constraints.overlap import MaxWordsPerturbed
+  from textattack.constraints.semantics import WordEmbeddingDistance
+  from textattack.transformations import WordSwapEmbedding
+
+  from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
+  from flat_jax.training.artifacts import load_trained
+  wrapper = textattack_wrapper(PredictionBridge.from_trained(load_trained(model_dir)))
+  attack = recipes.build_attack(recipe, wrapper, recipes.AttackResources(budget="textdefender"))
+  assert isinstance(attack.transformation, WordSwapEmbedding) and attack.transformation.max_candidates == 50
+  assert not any(isinstance(c, WordEmbeddingDistance) for c in attack.constraints)
+  limits = [c for c in attack.constraints if isinstance(c, MaxWordsPerturbed)]
+  assert len(limits) == 1 and limits[0].max_percent == 0.3
+  assert any(type(c).__name__ == "OfflineSentenceEncoder" and abs(c.threshold - 0.840845057) < 1e-9
+             for c in attack.constraints)
+  assert attack.goal_function.query_budget == 50
+  with pytest.raises(ValueError, match="unknown attack budget"):
+    recipes.build_attack(recipe, wrapper, recipes.AttackResources(budget="generous"))
+
+
+def test_budgeted_records_stay_within_it_and_are_not_taken_for_unbudgeted_ones(model_dir, sst2_splits, tmp_path):
+  test = sst2_splits.test
+  out = tmp_path / "tf.jsonl"
+  job = AttackJob(str(model_dir), "textfooler", budget="textdefender")
+  records = attack_examples(job, test.texts, test.labels, out, indices=range(12))
+  for r in records:
+    assert r["budget"] == "textdefender" and r["queries"] <= 50
+    if r["status"] == "successful":
+      assert r["perturbed_fraction"] <= 0.3 + 1e-9
+  assert _current_records(out, AttackJob(str(model_dir), "textfooler")) == {}
+  assert len(_current_records(out, job)) == 12
