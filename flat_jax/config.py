@@ -168,6 +168,9 @@ def base_config() -> ml_collections.ConfigDict:
   # {"text", "label"} or AdvGLUE's dev.json), in results.json under "static_sets"
   c.eval.static_sets = ()
   c.eval.ig_steps = 50
+  # faithfulness of each eval.interpret method (interpret/faithfulness.py: comprehensiveness and
+  # sufficiency AOPC against a random ranking) on the first this many test texts; 0 = off
+  c.eval.faithfulness_examples = 200
   c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
   c.eval.lime_samples = 1000   # perturbed texts per LIME explanation
   return c
@@ -255,6 +258,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval.attack_temperature": lambda v: None if 0 <= v < float("inf") else "must be finite and >= 0",
     "eval.interpret": _subset_of(INTERPRETERS),
     "eval.ig_steps": _positive,
+    "eval.faithfulness_examples": _non_negative,
     "eval.lime_pairs": _positive,
     "eval.lime_samples": _positive,
 }

@@ -546,6 +546,46 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
     _attack_quality(results, recipe, records, temperature)
     write_results(workdir, results)
     _interpret(config, workdir, results, recipe, records, model_stage, temperature)
+  _faithfulness(config, workdir, results, texts, model_stage)
+
+
+def _attributor(config, trained, method: str):
+  from flat_jax.attacks.bridge import PredictionBridge
+  from flat_jax.interpret.lime import word_attributor_lime
+  if method == "ig":
+    return interpret_pairs.word_attributor_ig(trained, steps=config.eval.ig_steps)
+  return word_attributor_lime(PredictionBridge.from_trained(trained), trained.num_classes,
+                              num_samples=config.eval.lime_samples,
+                              max_words=trained.config.data.max_length, seed=config.seed)
+
+
+def _faithfulness(config, workdir, results, texts, model_stage: str) -> None:
+  """Comprehensiveness and sufficiency of each eval.interpret method on the first
+  eval.faithfulness_examples test texts (results["faithfulness"][method]); kept for its stage."""
+  if not config.eval.faithfulness_examples:
+    return
+  from flat_jax.attacks.bridge import PredictionBridge
+  from flat_jax.interpret.faithfulness import perturbation_curves
+  from flat_jax.training.artifacts import load_trained
+  chosen = list(texts[:config.eval.faithfulness_examples])
+  done = results.setdefault("faithfulness", {})
+  trained = None
+  for method in config.eval.interpret:
+    previous = done.get(method, {})
+    if previous.get("stage") == model_stage and previous.get("requested") == len(chosen):
+      continue
+    trained = trained or load_trained(workdir, model_stage)
+    t0 = time.perf_counter()
+    curves = perturbation_curves(PredictionBridge.from_trained(trained), chosen,
+                                 _attributor(config, trained, method)(chosen), seed=config.seed)
+    done[method] = {**curves, "stage": model_stage, "requested": len(chosen)}
+    results["timings_s"][f"faithfulness_{method}"] = time.perf_counter() - t0
+    write_results(workdir, results)
+    if curves.get("num_texts"):
+      logging.info("%s faithfulness on %d test texts: comprehensiveness AOPC %.3f (random %.3f), "
+                   "sufficiency %.3f (random %.3f)", method, curves["num_texts"],
+                   curves["aopc_comprehensiveness"], curves["aopc_comprehensiveness_random"],
+                   curves["aopc_sufficiency"], curves["aopc_sufficiency_random"])
 
 
 def _attack_quality(results, recipe: str, records, temperature: float) -> None:
@@ -570,8 +610,6 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str,
   """Interpretation consistency on the recipe's original/adversarial test pairs, per eval.interpret
   method; a method already in results.json for this recipe's pairs (made at this attack
   temperature; entries without one were made at 1) is not recomputed."""
-  from flat_jax.attacks.bridge import PredictionBridge
-  from flat_jax.interpret.lime import word_attributor_lime
   from flat_jax.training.artifacts import load_trained
   interpretation = results.setdefault("interpretation", {})
   trained = None
@@ -581,13 +619,10 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str,
       continue
     trained = trained or load_trained(workdir, model_stage)
     t0 = time.perf_counter()
+    attribute = _attributor(config, trained, method)
     if method == "ig":
-      attribute = interpret_pairs.word_attributor_ig(trained, steps=config.eval.ig_steps)
       chosen = records
     else:
-      attribute = word_attributor_lime(PredictionBridge.from_trained(trained), trained.num_classes,
-                                       num_samples=config.eval.lime_samples,
-                                       max_words=trained.config.data.max_length, seed=config.seed)
       candidates = interpret_pairs.counterpart_records(records)
       rng = np.random.RandomState(config.seed)
       take = sorted(rng.permutation(len(candidates))[:config.eval.lime_pairs])

@@ -12,7 +12,7 @@ def _cli(workdir, *overrides):
   return [sys.executable, "-m", "flat_jax.main", "--config", "configs/trec_cnn.py", "--workdir",
           str(workdir), "--config.mode=flat", "--config.rounds=2", "--config.data.train_limit=300",
           "--config.attack.num_examples=16", "--config.train.epochs=3",
-          "--config.eval.num_examples=8", *overrides]
+          "--config.eval.num_examples=8", "--config.eval.faithfulness_examples=20", *overrides]
 
 
 def _comparable(workdir):
@@ -62,7 +62,16 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
   assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
   page = (reference / "report" / "index.html").read_text()
-  assert page.count("data:image/png;base64,") == 4          # training curves, figures 4, 5, 6 (IG)
+  # training curves, figures 4, 5, 6 (IG), IG's faithfulness curves
+  assert page.count("data:image/png;base64,") == 5
+  quality = results["attack_quality"]["textfooler"]
+  successful = [r for r in test_records if r["status"] == "successful" and r["replaced"]]
+  assert quality["num_examples"] == len(successful) and quality["temperature"] == temperature["value"]
+  faithful = results["faithfulness"]["ig"]
+  assert faithful["requested"] == 20 and faithful["stage"] == results["model_stage"]
+  assert faithful["aopc_comprehensiveness"] > faithful["aopc_comprehensiveness_random"]
+  tables = (reference / "report" / "tables.md").read_text()
+  assert "Quality of the adversarial examples" in tables and "Faithfulness: AOPC" in tables
   first_pair = pairs[0]["original"].split()[0]
   assert first_pair in page and "class=\"w sub\"" in page  # IG-coloured pairs, replaced words framed
   assert {"pearson", "synonym_l1"} <= set(json.loads((reference / "results.json").read_text())["importance"])

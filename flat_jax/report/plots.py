@@ -152,4 +152,27 @@ def write_run_plots(out_dir, *, analysis=None, runs: Mapping[str, dict] | None =
   for method in methods:
     if runs and any(run.get("interpretation", {}).get(method) for run in runs.values()):
       paths.append(figure6(runs, out_dir / f"figure6_{method}.png", method, chance))
+    if runs and any(run.get("faithfulness", {}).get(method, {}).get("num_texts") for run in runs.values()):
+      paths.append(faithfulness_curves(runs, out_dir / f"faithfulness_{method}.png", method))
   return paths
+
+
+def faithfulness_curves(runs: Mapping[str, dict], path, method: str) -> pathlib.Path:
+  """Comprehensiveness and sufficiency against k for each run's `method` ranking (solid) and a
+  random ranking of the same texts (dashed): a faithful explanation's comprehensiveness lies above
+  the random one, its sufficiency below."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  for label, run in runs.items():
+    f = run.get("faithfulness", {}).get(method, {})
+    if not f.get("num_texts"):
+      continue
+    for ax, measure in zip(axes, ("comprehensiveness", "sufficiency")):
+      line, = ax.plot(f["ks"], f[measure], marker="o", label=f"{label} (AOPC {f['aopc_' + measure]:.3f})")
+      ax.plot(f["ks"], f[f"{measure}_random"], linestyle="--", color=line.get_color(),
+              label=f"{label}, random ranking ({f['aopc_' + measure + '_random']:.3f})")
+  for ax, measure in zip(axes, ("comprehensiveness (higher: faithful)", "sufficiency (lower: faithful)")):
+    ax.set_xlabel("k words deleted / kept")
+    ax.set_ylabel("drop in predicted-class probability")
+    ax.set_title(f"{method.upper()} {measure}")
+    ax.legend(fontsize=7)
+  return _save(fig, path)

@@ -250,6 +250,26 @@ def quality_table(runs: Sequence[dict]) -> str:
                     "synonyms", "POS kept"], rows))
 
 
+def faithfulness_table(runs: Sequence[dict]) -> str:
+  """AOPC of comprehensiveness and sufficiency per run and method, beside a random ranking's;
+  "" when no run has them."""
+  rows = []
+  for r in runs:
+    for method, f in sorted(r.get("faithfulness", {}).items()):
+      if not f.get("num_texts"):
+        continue
+      rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
+                   method.upper(), str(f["num_texts"]),
+                   f"{f['aopc_comprehensiveness']:.3f} ({f['aopc_comprehensiveness_random']:.3f})",
+                   f"{f['aopc_sufficiency']:.3f} ({f['aopc_sufficiency_random']:.3f})"])
+  if not rows:
+    return ""
+  return ("Faithfulness: AOPC (k = 1..10 words) of comprehensiveness (probability drop when the top-k "
+          "words are deleted; higher is faithful) and sufficiency (drop when only they are kept; "
+          "lower is faithful), a random ranking of the same texts in brackets.\n\n"
+          + _table(["Run", "method", "texts", "comprehensiveness", "sufficiency"], rows))
+
+
 def _describe(run: dict) -> str:
   attacked = ", ".join(f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items())
   return (f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
@@ -259,5 +279,5 @@ def _describe(run: dict) -> str:
 def render(runs: Sequence[dict]) -> str:
   sources = "\n".join(f"- {_describe(r)}" for r in runs)
   parts = [table2(runs), table3(runs), table4(runs), table5(runs), static_sets_table(runs),
-           quality_table(runs)]
+           quality_table(runs), faithfulness_table(runs)]
   return "\n\n".join([p for p in parts if p] + ["Runs:\n\n" + sources]) + "\n"
