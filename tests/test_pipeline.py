@@ -62,8 +62,8 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert results["interpretation"]["ig"]["textfooler"]["num_pairs"] == len(pairs)
   assert (reference / "report" / "tables.md").read_text().count("CNN-FLAT") >= 2
   page = (reference / "report" / "index.html").read_text()
-  # training curves, figures 4, 5, 6 (IG), IG's faithfulness curves
-  assert page.count("data:image/png;base64,") == 5
+  # training curves, figures 4, 5, 6 (IG), IG's faithfulness curves, quality histograms
+  assert page.count("data:image/png;base64,") == 6   # + the TextFooler examples' quality
   quality = results["attack_quality"]["textfooler"]
   successful = [r for r in test_records if r["status"] == "successful" and r["replaced"]]
   assert quality["num_examples"] == len(successful) and quality["temperature"] == temperature["value"]

@@ -154,7 +154,41 @@ def write_run_plots(out_dir, *, analysis=None, runs: Mapping[str, dict] | None =
       paths.append(figure6(runs, out_dir / f"figure6_{method}.png", method, chance))
     if runs and any(run.get("faithfulness", {}).get(method, {}).get("num_texts") for run in runs.values()):
       paths.append(faithfulness_curves(runs, out_dir / f"faithfulness_{method}.png", method))
+  recipes = sorted({r for run in (runs or {}).values() for r, q in run.get("attack_quality", {}).items()
+                    if q.get("num_examples")})
+  for recipe in recipes:
+    paths.append(quality_histograms(runs, out_dir / f"quality_{recipe}.png", recipe))
   return paths
+
+
+QUALITY_PANELS = (("words_changed", "words changed"), ("similarity", "sentence-encoder cosine"),
+                  ("synonym_share", "share of WordNet synonyms"), ("pos_agreement", "share keeping POS"))
+
+
+def quality_histograms(runs: Mapping[str, dict], path, recipe: str) -> pathlib.Path:
+  """The distribution of each quality figure of `recipe`'s adversarial examples, one bar series
+  per run (share of its examples per bin)."""
+  fig, axes = plt.subplots(1, len(QUALITY_PANELS), figsize=(14, 3.2))
+  labelled = [(label, run["attack_quality"][recipe]) for label, run in runs.items()
+              if run.get("attack_quality", {}).get(recipe, {}).get("num_examples")]
+  width = 0.8 / max(1, len(labelled))
+  for ax, (metric, title) in zip(axes, QUALITY_PANELS):
+    for n, (label, q) in enumerate(labelled):
+      hist = q.get(metric, {}).get("histogram")
+      if not hist:
+        continue
+      counts = np.asarray(hist["counts"], np.float64)
+      edges = hist["edges"]
+      names = [f"{a:g}-{b:g}" if metric != "words_changed" else
+               f"{a:g}" if b - a == 1 else f"{a:g}+" if b >= 1000 else f"{a:g}-{b - 1:g}"
+               for a, b in zip(edges[:-1], edges[1:])]
+      ax.bar(np.arange(len(counts)) + n * width, counts / max(1.0, counts.sum()), width,
+             label=f"{label} (mean {q[metric]['mean']:.2f})")
+      ax.set_xticks(np.arange(len(counts)) + 0.4 - width / 2, names, rotation=60, fontsize=6)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6)
+  fig.suptitle(f"{recipe}: quality of the adversarial examples", fontsize=10)
+  return _save(fig, path)
 
 
 def faithfulness_curves(runs: Mapping[str, dict], path, method: str) -> pathlib.Path:
