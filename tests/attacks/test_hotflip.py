@@ -54,7 +54,7 @@ def test_the_top_ranked_flips_raise_the_loss_more_than_the_bottom_ranked(victim,
   vocab, loss = trained.vocab, _loss_fn(trained)
   rng = np.random.RandomState(0)
   top, bottom = [], []
-  for text in sst2_splits.test.texts[:30]:
+  for text in sst2_splits.test.texts[:20]:
     tokens, grad = bridge.gradients(text)
     ids = vocab.encode(" ".join(tokens), len(tokens))
     label = int(np.argmax(bridge([text])[0]))
@@ -71,13 +71,13 @@ def test_the_top_ranked_flips_raise_the_loss_more_than_the_bottom_ranked(victim,
     bottom.append(np.mean([change(k) for k in order[-3:]]))
   assert np.mean(top) > 0 > np.mean(bottom)
   assert np.mean(np.asarray(top) > np.asarray(bottom)) >= 0.8
-  assert bridge.gradients.calls == 30
+  assert bridge.gradients.calls == 20
 
 
 def test_hotflip_attacks_within_its_constraints(model_dir, sst2_splits, tmp_path):
   test = sst2_splits.test
   records = attack_examples(AttackJob(str(model_dir), "hotflip"), test.texts, test.labels,
-                            tmp_path / "hotflip.jsonl", indices=range(20))
+                            tmp_path / "hotflip.jsonl", indices=range(12))
   summary = summarize(records)
   assert summary["success_rate"] > 0 and summary["accuracy"] < summary["original_accuracy"]
   assert summary["avg_gradient_calls"] >= 1
