@@ -546,7 +546,7 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
     _attack_quality(results, recipe, records, temperature)
     write_results(workdir, results)
     _interpret(config, workdir, results, recipe, records, model_stage, temperature)
-  _faithfulness(config, workdir, results, texts, model_stage)
+  _faithfulness(config, workdir, results, texts, model_stage, temperature)
 
 
 def _attributor(config, trained, method: str):
@@ -559,9 +559,12 @@ def _attributor(config, trained, method: str):
                               max_words=trained.config.data.max_length, seed=config.seed)
 
 
-def _faithfulness(config, workdir, results, texts, model_stage: str) -> None:
+def _faithfulness(config, workdir, results, texts, model_stage: str, temperature: float) -> None:
   """Comprehensiveness and sufficiency of each eval.interpret method on the first
-  eval.faithfulness_examples test texts (results["faithfulness"][method]); kept for its stage."""
+  eval.faithfulness_examples test texts (results["faithfulness"][method]); kept for its stage.
+  The probabilities are the evaluation attacks' (softmax(logits / T) at their temperature): a
+  saturated model's raw probabilities barely move when words go, whatever the explanation, so
+  models are compared at their calibrated confidence."""
   if not config.eval.faithfulness_examples:
     return
   from flat_jax.attacks.bridge import PredictionBridge
@@ -572,13 +575,14 @@ def _faithfulness(config, workdir, results, texts, model_stage: str) -> None:
   trained = None
   for method in config.eval.interpret:
     previous = done.get(method, {})
-    if previous.get("stage") == model_stage and previous.get("requested") == len(chosen):
+    if (previous.get("stage") == model_stage and previous.get("requested") == len(chosen)
+        and previous.get("temperature") == temperature):
       continue
     trained = trained or load_trained(workdir, model_stage)
     t0 = time.perf_counter()
-    curves = perturbation_curves(PredictionBridge.from_trained(trained), chosen,
+    curves = perturbation_curves(PredictionBridge.from_trained(trained, temperature=temperature), chosen,
                                  _attributor(config, trained, method)(chosen), seed=config.seed)
-    done[method] = {**curves, "stage": model_stage, "requested": len(chosen)}
+    done[method] = {**curves, "stage": model_stage, "requested": len(chosen), "temperature": temperature}
     results["timings_s"][f"faithfulness_{method}"] = time.perf_counter() - t0
     write_results(workdir, results)
     if curves.get("num_texts"):

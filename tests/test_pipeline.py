@@ -69,6 +69,7 @@ def test_rounds_killed_during_attack_and_training_resume_to_the_same_results(tmp
   assert quality["num_examples"] == len(successful) and quality["temperature"] == temperature["value"]
   faithful = results["faithfulness"]["ig"]
   assert faithful["requested"] == 20 and faithful["stage"] == results["model_stage"]
+  assert faithful["temperature"] == temperature["value"]
   assert faithful["aopc_comprehensiveness"] > faithful["aopc_comprehensiveness_random"]
   tables = (reference / "report" / "tables.md").read_text()
   assert "Quality of the adversarial examples" in tables and "Faithfulness: AOPC" in tables
