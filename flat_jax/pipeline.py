@@ -38,7 +38,8 @@ from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
 from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
 from flat_jax.attacks import augment
-from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, records_by_index, summarize
+from flat_jax.attacks.generate import (AttackJob, attack_examples, current_records, records_by_index,
+                                      summarize)
 from flat_jax.interpret import pairs as interpret_pairs
 from flat_jax.interpret.consistency import topk_chance
 from flat_jax.report.tables import load_runs, render
@@ -454,7 +455,7 @@ def _attack_temperature(config, workdir, dataset, results, model_stage: str) -> 
 def _timed_attack(results, key, path, indices, **kwargs) -> list[dict]:
   """attack_examples, adding the time spent to timings_s[key] (a resumed stage adds up)."""
   job = kwargs["job"]
-  already = {i for i, r in read_records(path).items() if r.get("temperature", 1.0) == job.temperature}
+  already = set(current_records(path, job))
   t0 = time.perf_counter()
   records = attack_examples(out_path=path, indices=indices, **kwargs)
   if not set(indices) <= already:
@@ -543,9 +544,10 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
                                        **({"budget": config.attack.budget} if config.attack.budget else {})}
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
-    _attack_quality(results, recipe, records, temperature)
+    key = _records_key(records, temperature, config.attack.budget)
+    _attack_quality(results, recipe, records, key)
     write_results(workdir, results)
-    _interpret(config, workdir, results, recipe, records, model_stage, temperature)
+    _interpret(config, workdir, results, recipe, records, model_stage, key)
   _faithfulness(config, workdir, results, texts, model_stage, temperature)
 
 
@@ -592,16 +594,27 @@ def _faithfulness(config, workdir, results, texts, model_stage: str, temperature
                    curves["aopc_sufficiency"], curves["aopc_sufficiency_random"])
 
 
-def _attack_quality(results, recipe: str, records, temperature: float) -> None:
+def _records_key(records, temperature: float, budget: str) -> dict:
+  """What a figure computed from attack records was computed from: a cached figure is reused only
+  while this is unchanged (the records' temperature and budget, and how many there are)."""
+  return {"temperature": temperature, "num_records": len(records), **({"budget": budget} if budget else {})}
+
+
+def _same_records(done: dict | None, key: dict) -> bool:
+  """An entry made before num_records / budget were kept counts for the full key's defaults."""
+  return done is not None and all(done.get(k, {"temperature": 1.0, "budget": ""}.get(k, v)) == v
+                                  for k, v in {**key, "budget": key.get("budget", "")}.items())
+
+
+def _attack_quality(results, recipe: str, records, key: dict) -> None:
   """results["attack_quality"][recipe]: the adversarial examples' quality (attacks/quality.py),
-  kept while the records it describes (those of this temperature) are."""
+  kept while the records it describes are (_records_key)."""
   from flat_jax.attacks import quality
   done = results.setdefault("attack_quality", {}).get(recipe)
-  if done is not None and done.get("temperature") == temperature:
+  if _same_records(done, key):
     return
   t0 = time.perf_counter()
-  results["attack_quality"][recipe] = {**quality.summarize(quality.per_example(records)),
-                                       "temperature": temperature}
+  results["attack_quality"][recipe] = {**quality.summarize(quality.per_example(records)), **key}
   results["timings_s"][f"quality_{recipe}"] = time.perf_counter() - t0
   summary = results["attack_quality"][recipe]
   logging.info("quality of %s's %d adversarial examples: similarity %s, synonyms %s, POS kept %s", recipe,
@@ -609,17 +622,15 @@ def _attack_quality(results, recipe: str, records, temperature: float) -> None:
                                           for m in ("similarity", "synonym_share", "pos_agreement")))
 
 
-def _interpret(config, workdir, results, recipe: str, records, model_stage: str,
-               temperature: float) -> None:
+def _interpret(config, workdir, results, recipe: str, records, model_stage: str, key: dict) -> None:
   """Interpretation consistency on the recipe's original/adversarial test pairs, per eval.interpret
-  method; a method already in results.json for this recipe's pairs (made at this attack
-  temperature; entries without one were made at 1) is not recomputed."""
+  method; a method already in results.json for these records (_records_key; entries without a
+  temperature were made at 1) is not recomputed."""
   from flat_jax.training.artifacts import load_trained
   interpretation = results.setdefault("interpretation", {})
   trained = None
   for method in config.eval.interpret:
-    done = interpretation.get(method, {}).get(recipe)
-    if done is not None and done.get("temperature", 1.0) == temperature:
+    if _same_records(interpretation.get(method, {}).get(recipe), key):
       continue
     trained = trained or load_trained(workdir, model_stage)
     t0 = time.perf_counter()
@@ -633,7 +644,7 @@ def _interpret(config, workdir, results, recipe: str, records, model_stage: str,
       chosen = [candidates[i] for i in take]
     interpretation.setdefault(method, {})[recipe] = {
         **interpret_pairs.pair_consistency(attribute, chosen, desc=f"{method} consistency ({recipe})"),
-        "temperature": temperature}
+        **key}
     results["timings_s"][f"{method}_{recipe}"] = time.perf_counter() - t0
     write_results(workdir, results)
     logging.info("%s consistency under %s: %s", method, recipe, interpretation[method][recipe])

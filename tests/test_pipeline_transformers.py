@@ -167,7 +167,11 @@ def test_a_perturbation_of_the_piece_embeddings_moves_the_logits_zero_does_not(n
   params = transformer.init_params(model, source, seed=0)
   ids = np.asarray(source.tokenizer(["a gripping , funny film"])["input_ids"], np.int32)
   embedded = model.apply({"params": params}, ids, method=model.embed_tokens)
-  clean = model.apply({"params": params}, ids)["logits"]
+  outputs = model.apply({"params": params}, ids)
+  clean = outputs["logits"]
+  # the adversary perturbs every attended piece, [CLS] and [SEP] included (TextDefender's mask)
+  assert bool(outputs["input_mask"][0, 0]) and bool(outputs["input_mask"][0, -1])
+  assert not bool(outputs["token_mask"][0, 0]) and int(outputs["input_mask"].sum()) == ids.shape[1]
   np.testing.assert_array_equal(model.apply({"params": params}, ids,
                                             perturbation=np.zeros(embedded.shape, np.float32))["logits"], clean)
   noise = np.random.RandomState(0).normal(size=embedded.shape).astype(np.float32)

@@ -198,10 +198,14 @@ class WordGradients:
     self.calls += 1
     return tokens, np.asarray(self._gradient(self._params, ids))[0, :len(tokens)]
 
+  def ids(self, words: Sequence[str]) -> list[int]:
+    """The vocabulary id the model reads each (cleaned, single-token) word as; <unk> outside it."""
+    return [self._vocab.index.get(w, UNK_ID) for w in words]
+
   def embeddings(self, words: Sequence[str]) -> np.ndarray:
     """(len(words), D): each word's row of the model's table (a cleaned single token; <unk>
     otherwise)."""
-    ids = [self._vocab.index.get(w, UNK_ID) for w in words]
+    ids = self.ids(words)
     return self._table[np.asarray(ids, np.int64)] if ids else np.zeros((0, self._table.shape[1]))
 
 

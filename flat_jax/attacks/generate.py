@@ -58,9 +58,9 @@ def read_records(path) -> dict[int, dict]:
   return records
 
 
-def _current_records(path, job: AttackJob) -> dict[int, dict]:
-  """read_records without the records made at another temperature (records before temperatures
-  were recorded were made at 1)."""
+def current_records(path, job: AttackJob) -> dict[int, dict]:
+  """read_records without the records made at another temperature or under another attack budget
+  (records before temperatures were recorded were made at 1)."""
   return {i: r for i, r in read_records(path).items()
           if r.get("temperature", 1.0) == job.temperature and r.get("budget", "") == job.budget}
 
@@ -194,7 +194,7 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
   indices = list(range(len(texts))) if indices is None else list(indices)
   if distributed.process_count() > 1:
     return _attack_shard(job, texts, labels, out_path, workers, indices, desc)
-  done = _current_records(out_path, job)
+  done = current_records(out_path, job)
   if done or out_path.exists():   # rewrite without a truncated last line or stale records
     _write_records(out_path, done)
   todo = [i for i in indices if i not in done]
@@ -202,7 +202,7 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
     logging.info("%s: %d examples to attack (%d already in %s), %d worker(s)", desc, len(todo),
                  len(indices) - len(todo), out_path, workers)
     _run(job, [(i, texts[i], int(labels[i])) for i in todo], out_path, workers, desc, done, len(indices))
-  records = _current_records(out_path, job)
+  records = current_records(out_path, job)
   return [records[i] for i in indices]
 
 
@@ -216,9 +216,9 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
   Per-example seeds make the merged set the one a single process would have made."""
   me, count = distributed.process_index(), distributed.process_count()
   distributed.barrier(f"attack {out_path.name}: model saved")   # the model the workers load
-  merged = _current_records(out_path, job)
+  merged = current_records(out_path, job)
   part = shard_path(out_path, me, count)
-  mine_done = _current_records(part, job)
+  mine_done = current_records(part, job)
   if mine_done or part.exists():   # rewrite without a possibly truncated last line
     _write_records(part, mine_done)
   done = {**merged, **mine_done}
@@ -231,7 +231,7 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
          f"{desc} [process {me}]", {}, len(mine))
   distributed.barrier(f"attack {out_path.name}: parts written")
   for process in range(count):
-    merged.update(_current_records(shard_path(out_path, process, count), job))
+    merged.update(current_records(shard_path(out_path, process, count), job))
   missing = [i for i in indices if i not in merged]
   distributed.barrier(f"attack {out_path.name}: parts read")
   if missing:

@@ -38,18 +38,11 @@ def align_words(words: Sequence[str], tokens: Sequence[str]) -> list[int | None]
   positions, cursor = [], 0
   for word in words:
     pieces = tokenize(clean_text(word))
-    found = None
-    if len(pieces) == 1:
-      for j in range(cursor, len(tokens)):
-        if tokens[j] == pieces[0]:
-          found = j
-          break
-    if found is not None:
-      cursor = found + 1
-    elif pieces:   # step over the tokens of a multi-token word when they are where expected
-      if list(tokens[cursor:cursor + len(pieces)]) == pieces:
-        cursor += len(pieces)
-    positions.append(found)
+    start = next((j for j in range(cursor, len(tokens) - len(pieces) + 1)
+                  if pieces and list(tokens[j:j + len(pieces)]) == pieces), None)
+    if start is not None:   # a multi-token word is stepped over, never matched inside
+      cursor = start + len(pieces)
+    positions.append(start if start is not None and len(pieces) == 1 else None)
   return positions
 
 
@@ -83,9 +76,12 @@ def gradient_synonym_swap(bridge, embedding, min_cos_sim: float, *, max_candidat
         position = positions[i] if i < len(positions) else None
         if position is None:
           continue
+        current_id = gradients.ids([tokens[position]])[0]
+        # a flip the model would not see (both words read as <unk>) is no flip
         candidates = [c for c in self._get_replacement_words(words[i])
                       if len(tokenize(clean_text(c))) == 1 and c.lower() != words[i].lower()
-                      and embedding.get_cos_sim(words[i].lower(), c.lower()) >= min_cos_sim]
+                      and embedding.get_cos_sim(words[i].lower(), c.lower()) >= min_cos_sim
+                      and gradients.ids(tokenize(clean_text(c)))[0] != current_id]
         if not candidates:
           continue
         current = gradients.embeddings([tokens[position]])[0]

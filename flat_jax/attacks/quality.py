@@ -19,9 +19,10 @@ from flat_jax.attacks.pairs import aligned_tokens
 
 METRICS = ("words_changed", "perturbed_fraction", "similarity", "synonym_share", "pos_agreement")
 QUANTILES = (10, 25, 50, 75, 90)
-BINS = {"words_changed": (1, 2, 3, 4, 5, 6, 8, 11, 1000),
+# every value falls in a bin: cosines can be negative, and a long text can change many words
+BINS = {"words_changed": (1, 2, 3, 4, 5, 6, 8, 11, 10**9),
         "perturbed_fraction": tuple(np.round(np.linspace(0, 1, 11), 2)),
-        "similarity": tuple(np.round(np.linspace(0, 1, 11), 2)),
+        "similarity": (-1.0,) + tuple(np.round(np.linspace(0, 1, 11), 2))[1:],
         "synonym_share": tuple(np.round(np.linspace(0, 1, 11), 2)),
         "pos_agreement": tuple(np.round(np.linspace(0, 1, 11), 2))}
 

@@ -49,9 +49,10 @@ class AttackResources:
 
 # One attack budget for every compared defence (TextDefender, Li et al. EMNLP 2021; their
 # utils/textattack build_english_attacker and args.py): the embedding-swap recipes draw the 50
-# nearest neighbours with no cosine bound, every recipe changes at most 30% of the words, keeps the
-# sentence encoder's angular similarity >= 0.840845057 (window 15) and stops after 50 model queries
-# (their query_budget_size is set to the neighbour count).
+# nearest neighbours with no cosine bound, every recipe changes at most 30% of the words (TextAttack
+# rounds up: ceil(0.3 n)) on top of its own limit, keeps the sentence encoder's angular similarity
+# >= 0.840845057 (window 15) and stops after 50 model queries (their query_budget_size is set to the
+# neighbour count). It applies to every attack of a run, training rounds included.
 BUDGETS = {"textdefender": {"neighbours": 50, "max_percent": 0.3, "similarity": 0.840845057,
                             "query_budget": 50, "embedding_swap": ("textfooler", "pwws", "pso")}}
 
@@ -89,8 +90,8 @@ def _with_budget(attack, name: str, budget: dict, res: AttackResources, encoder_
   from textattack.goal_functions import UntargetedClassification
   from textattack.transformations import WordSwapEmbedding
   transformation = attack.transformation
-  constraints = list(attack.pre_transformation_constraints) + [
-      c for c in attack.constraints if not isinstance(c, MaxWordsPerturbed)]
+  # the recipe's own limits stay (Gene and IGA's 20%, HotFlip's two words): the stricter one holds
+  constraints = list(attack.pre_transformation_constraints) + list(attack.constraints)
   if name in budget["embedding_swap"]:
     transformation = WordSwapEmbedding(max_candidates=budget["neighbours"],
                                        embedding=resources.load_synonym_embedding(res.synonym_vectors or None))

@@ -238,7 +238,9 @@ def masked_layers(encoder: nn.Module, word_mask: WordMask | None, embedded, ids,
   """masked_encoding from the embedding-layer output on: word mask -> transformer layers."""
   attention_mask = ids != encoder.config.pad_id
   token_mask = real_token_mask(ids, encoder.config)
-  outputs = {"token_mask": token_mask}
+  # input_mask: every piece the model attends to, [CLS] and [SEP] included (what embedding-space
+  # adversaries perturb, as TextDefender's and FreeLB's attention-mask-shaped deltas)
+  outputs = {"token_mask": token_mask, "input_mask": attention_mask}
   if word_mask is not None:
     _, keep_prob, values = word_mask(embedded, deterministic=deterministic)
     values = jnp.where(token_mask, values, 1.0)

@@ -9,8 +9,9 @@ of Hugging Face models): their step sizes and norms are scaled to that space.
 
 One ascent step (the l2 version of TextDefender's EmbeddingLevelGradientTrainer, per text):
   delta <- delta + step_size * g / ||g||,   then, with max_norm > 0, rescaled to ||delta|| <= max_norm
-where g is the loss's gradient with respect to delta and norms run over the text's real positions
-(L x D; padding never moves). The random start (init_magnitude > 0) is uniform in [-1, 1] per
+where g is the loss's gradient with respect to delta and norms run over the text's positions the
+model reads (L x D: words for word models; every attended piece, [CLS] and [SEP] included, for
+transformers, as TextDefender's attention-mask-shaped delta; padding never moves). The random start (init_magnitude > 0) is uniform in [-1, 1] per
 coordinate scaled by init_magnitude / sqrt(real positions x D).
 
   pgd: the loss is the mode's objective at delta_K, after K ascent steps from the random start.
@@ -22,8 +23,8 @@ adv with twins).
 
 The defaults are TextDefender's (Li et al., EMNLP 2021; RockyLzy/TextDefender trainer/freelb.py and
 trainer/gradient.py: --adv-steps 5, --adv-learning-rate 0.03, --adv-init-mag 0.05,
---adv-max-norm 0 = unbounded, l2). Their adv-steps counts the forward passes of FreeLB, which is our
-K for both modes (their last FreeLB pass computes a delta it never uses; ours skips it).
+--adv-max-norm 0 = unbounded, l2). Their adv-steps is our K for both modes: K forward-backward
+passes for FreeLB (the last ascent skipped, as theirs), K ascent steps and one more pass for PGD.
 """
 from __future__ import annotations
 

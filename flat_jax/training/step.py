@@ -101,12 +101,14 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
     return loss_sum / total_weight, metrics
 
   def adversary_start(params, parts, keys):
-    """Each text's real positions (B, T, L) and delta_0 (B, T, L, D): the random start, or zero
-    when there is no ascent (K = 0)."""
+    """Each text's perturbed positions (B, T, L) and delta_0 (B, T, L, D): the random start, or zero
+    when there is no ascent (K = 0). The positions are the model's input_mask (every piece a
+    transformer attends to, [CLS] and [SEP] included) or, for word models, its token_mask."""
     reals, deltas = {}, {}
     for name, part in parts.items():
-      # only the token mask of these outputs is used: XLA drops the rest of the forward pass
-      reals[name] = per_example_outputs(params, part, keys[name])["token_mask"]
+      # only the masks of these outputs are used: XLA drops the rest of the forward pass
+      outputs = per_example_outputs(params, part, keys[name])
+      reals[name] = outputs.get("input_mask", outputs["token_mask"])
       texts = jax.vmap(row_texts)(part)
       ids = texts["ids"] if isinstance(texts, dict) else texts
       shape = jax.eval_shape(embed_fn, params, ids).shape

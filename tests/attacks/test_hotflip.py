@@ -102,3 +102,44 @@ def test_a_word_piece_model_with_hotflip_is_refused_before_training():
     pipeline._check_supported(config)
   config.model.name = "cnn"
   pipeline._check_supported(config)    # word models take it
+
+
+class _FakeGradients:
+  """Known gradient and embeddings: each word's embedding is a fixed random vector."""
+  def __init__(self, tokens, grad):
+    self._tokens, self._grad = tokens, grad
+    self.table, self.calls = {}, 0
+
+  def __call__(self, text):
+    self.calls += 1
+    return self._tokens, self._grad
+
+  def ids(self, words):
+    return [0 if w == "oovword" else 1 + hash(w) % 10**6 for w in words]
+
+  def embeddings(self, words):
+    for w in words:
+      self.table.setdefault(w, np.random.RandomState(len(self.table)).normal(size=4))
+    return np.stack([self.table[w] for w in words])
+
+
+def test_the_transformation_returns_the_top_flips_by_the_first_order_estimate():
+  resources.prepare_textattack_environment()
+  from textattack.shared import AttackedText
+
+  space = resources.load_synonym_embedding()
+  text = AttackedText("the movie was good and funny")
+  tokens = ["the", "movie", "was", "good", "and", "funny"]
+  grad = np.random.RandomState(1).normal(size=(len(tokens), 4))
+  fake = _FakeGradients(tokens, grad)
+  swap = hotflip.gradient_synonym_swap(type("Bridge", (), {"gradients": fake})(), space, 0.8, top_n=3)
+  out = swap._get_transformations(text, {1, 3, 5})
+  # every synonym flip of the three words, scored by hand
+  scored = []
+  for i in (1, 3, 5):
+    for c in swap._get_replacement_words(tokens[i]):
+      if c != tokens[i] and space.get_cos_sim(tokens[i], c) >= 0.8:
+        scored.append((float((fake.embeddings([c])[0] - fake.embeddings([tokens[i]])[0]) @ grad[i]), i, c))
+  scored.sort(key=lambda x: -x[0])
+  assert len(scored) > 3 and fake.calls == 1
+  assert [t.words for t in out] == [text.replace_word_at_index(i, c).words for _, i, c in scored[:3]]

@@ -138,3 +138,22 @@ def test_pgd_and_freelb_rows_have_no_paper_figure_and_appear_under_both_attacks(
   assert _row(pwws, "CNN-PGD").startswith("| CNN-PGD | 10.00 |")
   assert _row(pwws, "CNN-PGD (PWWS)").startswith("| CNN-PGD (PWWS) | 30.00 |")
   assert "CNN-PGD (PWWS)" not in textfooler     # trained with PWWS: not a Textfooler row
+
+
+def test_quality_and_faithfulness_tables_show_each_run_and_recipe():
+  run = _run("sst2", "cnn", "flat", 80.0, aa=20.0)
+  run["attack_quality"] = {"textfooler": {
+      "num_examples": 300, "words_changed": {"n": 300, "mean": 2.5},
+      "perturbed_fraction": {"n": 300, "mean": 0.16, "percentiles": {"10": 0.05, "90": 0.3}},
+      "similarity": {"n": 300, "mean": 0.86, "percentiles": {"10": 0.7, "90": 0.98}},
+      "synonym_share": {"n": 300, "mean": 0.65}, "pos_agreement": {"n": 290, "mean": 0.9}}}
+  run["faithfulness"] = {"ig": {"num_texts": 200, "aopc_comprehensiveness": 0.41,
+                                "aopc_comprehensiveness_random": 0.09, "aopc_sufficiency": -0.1,
+                                "aopc_sufficiency_random": 0.17}}
+  assert _row(tables.quality_table([run]), "SST2 CNN-FLAT (Textfooler)") == ("| SST2 CNN-FLAT (Textfooler) | Textfooler | 300 | 2.50 | 0.16 [0.05-0.30] "
+                                 "| 0.86 [0.70-0.98] | 0.65 | 0.90 |")
+  assert _row(tables.faithfulness_table([run]), "SST2 CNN-FLAT (Textfooler)") == (
+      "| SST2 CNN-FLAT (Textfooler) | IG | 200 | 0.410 (0.090) | -0.100 (0.170) |")
+  assert tables.quality_table([_run("sst2", "cnn", "base", 80.0)]) == ""
+  rendered = tables.render([run])
+  assert "Quality of the adversarial examples" in rendered and "Faithfulness: AOPC" in rendered

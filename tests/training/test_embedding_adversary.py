@@ -105,3 +105,44 @@ def test_the_perturbation_respects_its_bound_and_never_touches_padding():
   np.testing.assert_allclose(np.asarray(text_norm(moved, real)), 0.7, rtol=1e-6)
   inside = project(moved * 0.1, real, 0.3)
   np.testing.assert_allclose(np.asarray(inside), np.asarray(moved * 0.1))   # inside the ball: kept
+
+
+@pytest.mark.parametrize("kind", ["pgd", "freelb"])
+def test_the_step_follows_the_algorithm_written_out_by_hand(cnn_and_batch, kind):
+  """One SGD step (lr 1, so the update is the gradient) against PGD / FreeLB written with explicit
+  jax.grad calls on the whole batch: no dropout, no random start, one row with an adversarial twin
+  (the adv objective: CE(x) + CE(x'))."""
+  model, params, batch = cnn_and_batch
+  model = model.clone(encoder=model.encoder.clone(dropout=0.0))
+  twin = dict(batch, adv_ids=np.roll(batch["ids"], 1, axis=0),
+              has_adv=(np.arange(16) % 2).astype(np.int32))
+  K, step_size = 3, 0.5
+  ids = jnp.concatenate([twin["ids"], twin["adv_ids"]])
+  weights = jnp.concatenate([jnp.ones(16), jnp.asarray(twin["has_adv"], jnp.float32)])
+  labels = jnp.concatenate([twin["label"], twin["label"]])
+  real = ids != 0
+
+  def loss(p, delta):
+    logits = model.apply({"params": p}, ids, perturbation=delta)["logits"]
+    return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, labels) * weights) / 16.0
+
+  delta = jnp.zeros(ids.shape + (16,))
+  if kind == "pgd":
+    for _ in range(K):
+      delta = ascend(delta, jax.grad(loss, argnums=1)(params, delta), real, step_size, 0.0)
+    expected = jax.grad(loss)(params, delta)
+  else:
+    expected = jax.tree.map(jnp.zeros_like, params)
+    for k in range(K):
+      g, g_delta = jax.grad(loss, argnums=(0, 1))(params, delta)
+      expected = jax.tree.map(lambda e, x: e + x / K, expected, g)
+      delta = ascend(delta, g_delta, real, step_size, 0.0)
+  adversary = EmbeddingAdversary(kind, steps=K, step_size=step_size, init_magnitude=0.0)
+  apply_fn, embed_fn = _fns(model)
+  state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.sgd(1.0), seed=3)
+  step = make_train_step(apply_fn, make_objective(kind), make_mesh(), adversary=adversary, embed_fn=embed_fn)
+  new_state, _ = step(state, twin)
+  for name in ("head", "encoder"):
+    got = jax.tree.map(lambda a, b: a - b, params[name], new_state.params[name])
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected[name])):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
