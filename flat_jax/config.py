@@ -169,7 +169,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.static_sets = ()
   c.eval.ig_steps = 50
   # faithfulness of each eval.interpret method (interpret/faithfulness.py: comprehensiveness and
-  # sufficiency AOPC against a random ranking) on the first this many test texts; 0 = off
+  # sufficiency AOPC against a random ranking) on the first this many of the eval.num_examples test
+  # texts the attacks evaluate; 0 = off
   c.eval.faithfulness_examples = 200
   c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
   c.eval.lime_samples = 1000   # perturbed texts per LIME explanation

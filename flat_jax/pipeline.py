@@ -548,7 +548,8 @@ def _after_attack(config, workdir, results, dataset, model_stage: str) -> None:
     _attack_quality(results, recipe, records, key)
     write_results(workdir, results)
     _interpret(config, workdir, results, recipe, records, model_stage, key)
-  _faithfulness(config, workdir, results, texts, model_stage, temperature)
+  # on the texts the attacks evaluate (the first eval.num_examples), at most faithfulness_examples
+  _faithfulness(config, workdir, results, texts[:count], model_stage, temperature)
 
 
 def _attributor(config, trained, method: str):
@@ -567,7 +568,7 @@ def _faithfulness(config, workdir, results, texts, model_stage: str, temperature
   The probabilities are the evaluation attacks' (softmax(logits / T) at their temperature): a
   saturated model's raw probabilities barely move when words go, whatever the explanation, so
   models are compared at their calibrated confidence."""
-  if not config.eval.faithfulness_examples:
+  if not config.eval.faithfulness_examples or not len(texts):
     return
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.interpret.faithfulness import perturbation_curves

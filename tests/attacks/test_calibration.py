@@ -107,9 +107,17 @@ def test_interpretation_is_redone_for_pairs_made_at_another_temperature(model_di
   (out / "results.json").write_text("{}")
   for name in ("config.json", "vocab.json", "checkpoints"):
     (out / name).symlink_to(model_dir / name)
-  pipeline._interpret(config, out, results, "pwws", records, stage, 2.0)
+  key = pipeline._records_key(records, 2.0, "")
+  pipeline._interpret(config, out, results, "pwws", records, stage, key)
   redone = results["interpretation"]["ig"]["pwws"]
   assert redone["temperature"] == 2.0 and redone["kendall_tau"] != 9.0 and redone["num_pairs"] > 0
   redone["kendall_tau"] = 8.0   # kept when the pairs' temperature matches
-  pipeline._interpret(config, out, results, "pwws", records, stage, 2.0)
+  pipeline._interpret(config, out, results, "pwws", records, stage, key)
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] == 8.0
+  # and redone when the records are others (more of them, or under another attack budget)
+  pipeline._interpret(config, out, results, "pwws", records, stage, pipeline._records_key(records[:4], 2.0, ""))
+  assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 8.0
+  results["interpretation"]["ig"]["pwws"]["kendall_tau"] = 7.0
+  pipeline._interpret(config, out, results, "pwws", records[:4], stage,
+                      pipeline._records_key(records[:4], 2.0, "textdefender"))
+  assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 7.0

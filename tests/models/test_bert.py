@@ -165,8 +165,9 @@ def test_no_mask_means_no_keep_prob_and_unit_importance():
                                                                      method=model.piece_importance)
   params, out, importance = jax.jit(run)(jax.random.PRNGKey(0))
   assert set(params) == {"encoder", "classifier"}
-  assert set(out) == {"logits", "token_mask"}
+  assert set(out) == {"logits", "token_mask", "input_mask"}
   np.testing.assert_array_equal(out["token_mask"], [[False, True, True, False, False]])
+  np.testing.assert_array_equal(out["input_mask"], [[True, True, True, True, False]])
   np.testing.assert_array_equal(importance, 1.0)
 
 
