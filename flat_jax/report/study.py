@@ -50,11 +50,17 @@ def group_runs(runs: list[dict]) -> tuple[str, dict[str, dict[int, dict]]]:
 
 
 def base_of(setting: str, groups: dict) -> str | None:
+  """The base run a setting is compared with: base with the longest leading part of the setting's
+  own suffix that has runs (flat_trainable_emb_g1 -> base_trainable_emb), else plain base."""
   mode, _, rest = setting.partition("_")
   if mode == "base":
     return None
-  own = f"base_{rest}" if rest else "base"
-  return own if own in groups else ("base" if "base" in groups else None)
+  parts = rest.split("_") if rest else []
+  for n in range(len(parts), -1, -1):
+    candidate = "_".join(["base"] + parts[:n])
+    if candidate in groups:
+      return candidate
+  return None
 
 
 def _difference(a: tuple[float, int], b: tuple[float, int]) -> tuple[float, float]:

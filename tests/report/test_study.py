@@ -55,3 +55,12 @@ def test_each_setting_against_its_base_and_our_protocol(tmp_path):
   assert "| `flat` | `base` | 75.0 / 75.0 | raw / raw |" in table   # evaluated before temperatures
   assert "+20.0 ±" in table and "PWWS" in table
   assert table.index("| `base` |") < table.index("| `flat` |") < table.index("| `flat_big` |")
+
+
+def test_a_variant_setting_is_compared_with_the_base_of_its_longest_matching_suffix():
+  from flat_jax.report.study import base_of
+  groups = {"base": {}, "base_trainable_emb": {}, "flat_trainable_emb_g1": {}, "adv_uncapped": {}}
+  assert base_of("flat_trainable_emb_g1", groups) == "base_trainable_emb"
+  assert base_of("adv_uncapped", groups) == "base"
+  assert base_of("base_trainable_emb", groups) is None
+  assert base_of("flat", {"flat": {}}) is None
