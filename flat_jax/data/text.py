@@ -7,7 +7,9 @@ import re
 _BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _HTML_ENTITY = re.compile(r"&(#\d+|[a-z]+);|\s#\d+;", re.IGNORECASE)
 _SPECIAL = re.compile(r"[^a-z0-9(),!?'`]")
-_CONTRACTION = re.compile(r"(\w)('s|'ve|n't|'re|'d|'ll|'m)\b")
+# a lookbehind, so that adjacent endings ("didn't's") all split in one pass: cleaning a clean
+# text changes nothing (the splits are cleaned once, the attacks and IG clean their texts again)
+_CONTRACTION = re.compile(r"(?<=\w)('s|'ve|n't|'re|'d|'ll|'m)\b")
 _PUNCT = re.compile(r"([(),!?])")
 _SPACES = re.compile(r"\s+")
 
@@ -19,7 +21,7 @@ def clean_text(text: str) -> str:
   text = _HTML_ENTITY.sub(" ", text)
   text = text.lower()
   text = _SPECIAL.sub(" ", text)
-  text = _CONTRACTION.sub(r"\1 \2", text)
+  text = _CONTRACTION.sub(r" \1", text)
   text = _PUNCT.sub(r" \1 ", text)
   return _SPACES.sub(" ", text).strip()
 

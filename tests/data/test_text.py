@@ -18,3 +18,11 @@ def test_contractions_split_like_sst2():
 def test_whitespace_collapses_and_empty_stays_empty():
   assert clean_text("  \t a \n  b  ") == "a b"
   assert clean_text("@@@ ###") == ""
+
+
+def test_cleaning_a_clean_text_changes_nothing():
+  # adjacent endings split in one pass: the training split (cleaned once at load) and the attacks
+  # and IG (which clean the texts they are given again) read the same words
+  assert clean_text("didn't's") == "did n't 's"
+  for text in ("he'd've paid", "it wasn't's fault", "<br />A (great) film!", "we'll see"):
+    assert clean_text(clean_text(text)) == clean_text(text)
