@@ -91,7 +91,7 @@ def main():
 
   class Tokenizer:
     def __call__(self, batch):
-      return trained.vocab.encode_batch([clean_text(t) for t in batch], max_length)[0].tolist()
+      return trained.text.vocab.encode_batch([clean_text(t) for t in batch], max_length)[0].tolist()
 
   torch_wrapper = PyTorchModelWrapper(torch_cnn(trained), Tokenizer())
   bridge = PredictionBridge.from_trained(trained)

@@ -51,7 +51,7 @@ def model_fns(name: str, vocab_size: int, embed_dim: int, with_mask: bool):
                     dropout=0.0)
   model, params = pair.flax_model, pair.params
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
                                                method=model.classify_embedded)["logits"]
   return params, embed_fn, logits_fn, pair.torch_model.eval()
 

@@ -304,8 +304,10 @@ class Pair:
   torch_model: nn.Module | None
   arch: object = None     # flat_jax BertConfig for BERT
 
-  def apply_fn(self, params, ids, deterministic, rngs):
-    return self.flax_model.apply({"params": params}, ids, deterministic=deterministic, rngs=rngs)
+  def apply_fn(self, params, texts, deterministic, rngs, perturbation=None):
+    """The train and eval steps' apply_fn (flat_jax.training.step.model_apply_fn)."""
+    from flat_jax.training.step import model_apply_fn
+    return model_apply_fn(self.flax_model)(params, texts, deterministic, rngs, perturbation)
 
 
 def build_pair(name: str, mode: str, *, vocab_size: int, num_classes: int = 2, embed_dim: int = 300,

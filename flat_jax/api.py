@@ -27,7 +27,6 @@ from flat_jax import pipeline
 from flat_jax.attacks.bridge import PredictionBridge
 from flat_jax.attacks.generate import AttackJob, attack_examples
 from flat_jax.data.datasets import known_label_names
-from flat_jax.data.text import clean_text, tokenize
 from flat_jax.interpret.pairs import word_attributor_ig
 from flat_jax.training.artifacts import final_stage, load_trained
 
@@ -92,10 +91,10 @@ class Model:
              "probabilities": {name: float(v) for name, v in zip(self.label_names, p)}} for p in probs]
 
   def words(self, text: str) -> list[str]:
-    """The words the model sees (cleaned and cut at data.max_length for LSTM/CNN)."""
-    if self._trained.pieces is not None:
-      return self._trained.pieces.words(text)
-    return tokenize(clean_text(text))[:self.config.data.max_length]
+    """The words the model sees: cleaned, and cut where data.max_length (words or pieces) ends."""
+    text_encoder = self._trained.text
+    seen = int(text_encoder.word_ids(text_encoder.inputs([text])).max()) + 1
+    return text_encoder.words(text)[:seen]
 
   def explain(self, text: str, label: int | str | None = None, *, steps: int = 50) -> list[tuple[str, float]]:
     """Integrated gradients of the class probability per word (the predicted class by default),

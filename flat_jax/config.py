@@ -10,8 +10,10 @@ from typing import Any, Callable
 
 import ml_collections
 
+from flat_jax.models import registry
+
 DATASETS = ("sst2", "imdb", "agnews", "trec", "custom")
-MODELS = ("lstm", "cnn", "bert", "deberta")
+MODELS = tuple(registry.FAMILIES)
 # pgd and freelb: embedding-space adversarial training (training/embedding_adversary.py), no attack
 # search; their first stage trains adversarially already, and rounds > 0 add attack twins as adv does
 EMBEDDING_MODES = ("pgd", "freelb")
@@ -381,17 +383,14 @@ MODEL_PRESETS = {
 }
 
 
-# Word-piece lengths for BERT/DeBERTa ([CLS] and [SEP] included): on SST-2 99% of the training texts
-# take at most 52 MiniLM pieces and the longest 66; TREC 27 and 41.
-TRANSFORMER_LENGTHS = {"sst2": 64, "imdb": 256, "agnews": 64, "trec": 32}
-TRANSFORMERS = ("bert", "deberta")
 
 
 def preset(dataset: str, model: str) -> ml_collections.ConfigDict:
   """The config for one dataset x model pair with the paper's hyper-parameters."""
   c = base_config()
   c.data.name = dataset
-  lengths = {"data.max_length": TRANSFORMER_LENGTHS[dataset]} if model in TRANSFORMERS else {}
+  family_lengths = registry.PRESET_LENGTHS.get(registry.FAMILIES[model], {})
+  lengths = {"data.max_length": family_lengths[dataset]} if dataset in family_lengths else {}
   for key, value in {**DATASET_PRESETS[dataset], **MODEL_PRESETS[model], **lengths}.items():
     section, name = key.split(".")
     c[section][name] = value

@@ -44,7 +44,7 @@ def export(workdir, out, stage: str | None = None, check_texts=CHECK_TEXTS) -> d
   workdir, out = pathlib.Path(workdir), pathlib.Path(out)
   stage = stage or final_stage(workdir)
   trained = load_trained(workdir, stage)
-  if trained.pieces is None:
+  if not hasattr(trained.text, "tokenizer"):
     raise ExportError(f"{workdir}: a {trained.config.model.name} model has no Hugging Face "
                       f"counterpart; export is for BERT and DeBERTa runs")
   arch = transformer.load_architecture(workdir)
@@ -54,7 +54,7 @@ def export(workdir, out, stage: str | None = None, check_texts=CHECK_TEXTS) -> d
   save_file(export_state_dict(arch, trained.params), str(out / "model.safetensors"),
             metadata={"format": "pt"})
   (out / "config.json").write_text(json.dumps(config_to_hf(arch, trained.num_classes, names), indent=2))
-  trained.pieces.tokenizer.save_pretrained(str(out))
+  trained.text.tokenizer.save_pretrained(str(out))
   with_mask = "word_mask" in trained.params
   summary = {"source": str(workdir), "stage": stage, "model": trained.config.model.name,
              "mode": trained.config.mode, "num_classes": trained.num_classes,
@@ -75,12 +75,12 @@ def _check(trained, arch, out: pathlib.Path, texts) -> dict:
   from transformers import AutoModelForSequenceClassification
   plain = transformer.build(arch, trained.num_classes, trained.config.model, with_mask=False)
   params = {k: v for k, v in trained.params.items() if k != "word_mask"}
-  ids, _ = trained.pieces.encode_batch(list(texts))
+  ids, _ = trained.text.encode_batch(list(texts))
   ours = np.asarray(plain.apply({"params": params}, jax.numpy.asarray(ids), deterministic=True)["logits"])
   model = AutoModelForSequenceClassification.from_pretrained(str(out), local_files_only=True).eval()
   with torch.no_grad():
     theirs = model(input_ids=torch.as_tensor(ids, dtype=torch.long),
-                   attention_mask=torch.as_tensor(ids != trained.pieces.pad_id, dtype=torch.long)).logits.numpy()
+                   attention_mask=torch.as_tensor(ids != trained.text.pad_id, dtype=torch.long)).logits.numpy()
   return {"num_texts": len(texts), "max_abs_logit_diff": float(np.abs(ours - theirs).max()),
           "same_predictions": bool((ours.argmax(-1) == theirs.argmax(-1)).all())}
 

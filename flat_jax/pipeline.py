@@ -12,9 +12,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import pathlib
-import shutil
 import time
 
 import jax
@@ -24,19 +22,19 @@ from flat_jax import config as config_lib
 from flat_jax import distributed
 from flat_jax import workdir as workdir_lib
 from flat_jax.data.datasets import load_dataset
-from flat_jax.data.batching import PaddingTrim, length_buckets, num_batches
-from flat_jax.data.embeddings import load_embeddings, pretrained_vectors
-from flat_jax.data.pieces import PieceEncoder
+from flat_jax.data.batching import num_batches
+from flat_jax.data.encoding import EncodedSplit
 from flat_jax.data.text import clean_text, tokenize
-from flat_jax.data.vocab import Vocab
-from flat_jax.models import transformer
-from flat_jax.models.classifier import build_word_classifier, with_embedding
+from flat_jax.models import registry
+from flat_jax.run_data import RunData
+from flat_jax.run_state import (RunError, finished_read_only, prepare_workdir, read_results,
+                                write_results)
 from flat_jax.training import objectives
 from flat_jax.training.embedding_adversary import EmbeddingAdversary
-from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_params
-from flat_jax.training.loop import EncodedSplit, MetricsWriter, accuracy, fit
+from flat_jax.training.checkpoints import StageCheckpoints, load_params
+from flat_jax.training.loop import MetricsWriter, accuracy, fit
 from flat_jax.training.state import TrainState, make_optimizer
-from flat_jax.training.step import make_eval_step, make_mesh, make_train_step
+from flat_jax.training.step import make_eval_step, make_mesh, make_train_step, model_apply_fn
 from flat_jax.attacks import augment
 from flat_jax.attacks.generate import (AttackJob, attack_examples, current_records, records_by_index,
                                       summarize)
@@ -47,57 +45,6 @@ from flat_jax.report.tables import load_runs, render
 
 # bins of the global-importance histogram: near 0, low, around 0.5, high, near 1
 IMPORTANCE_BINS = (0.0, 0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 1.0)
-
-
-class RunError(RuntimeError):
-  pass
-
-
-def read_results(workdir) -> dict:
-  """results.json, or {} when there is none; a damaged one is set aside (results.json.damaged) with
-  a warning and rebuilt by the run from what the workdir holds (checkpoints, attack records)."""
-  path = pathlib.Path(workdir) / "results.json"
-  if not path.exists():
-    return {}
-  try:
-    with open(path, encoding="utf-8") as f:
-      results = json.load(f)
-    if not isinstance(results, dict):
-      raise ValueError("not a JSON object")
-    return results
-  except (ValueError, UnicodeDecodeError) as e:
-    if not distributed.is_primary():
-      return {}
-    try:
-      os.replace(path, path.with_name("results.json.damaged"))
-    except OSError as moved:   # a read-only workdir keeps it where it is, and says so
-      logging.warning("%s is damaged (%s) and cannot be set aside (%s)", path, e, moved.strerror)
-      return {}
-    logging.warning("%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
-                    "checkpoints and attack records", path, e)
-    return {}
-
-
-def write_results(workdir, results: dict) -> None:
-  """Atomically, by the primary process only (all processes hold the same results)."""
-  if not distributed.is_primary():
-    return
-  _write_json_atomic(pathlib.Path(workdir) / "results.json", results)
-
-
-def _write_json_atomic(path: pathlib.Path, value) -> None:
-  """A kill or a full disk mid-write leaves the previous file, never half of one; an OS error
-  names the file (a buffered write's ENOSPC comes at close, without a filename)."""
-  tmp = path.with_name(path.name + ".tmp")
-  try:
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(value, f, indent=2, sort_keys=False)
-    os.replace(tmp, path)
-  except OSError as e:
-    tmp.unlink(missing_ok=True)
-    if e.filename is None:
-      raise OSError(e.errno, e.strerror, str(path)) from e
-    raise
 
 
 def _check_supported(config) -> None:
@@ -112,9 +59,7 @@ def _check_supported(config) -> None:
     raise RunError("train.continuous with train.schedule=linear: the schedule's step count carries "
                    "over from the clean epochs, so the rounds would train at learning rate 0; use "
                    "train.schedule=constant with the continuous schedule")
-  if config.model.name not in config_lib.TRANSFORMERS:
-    return
-  if "hotflip" in recipes:
+  if "hotflip" in recipes and not registry.family(config.model.name).word_gradients:
     raise RunError(f"hotflip needs a word model (model.name=lstm or cnn): a word-piece model reads a "
                    f"substitute as another number of pieces, where HotFlip's first-order estimate of "
                    f"a flip is not defined; drop it from eval.attacks / attack.recipe for "
@@ -122,174 +67,6 @@ def _check_supported(config) -> None:
   if config.model.from_scratch and config.model.scratch_hidden % config.model.scratch_heads:
     raise RunError(f"model.scratch_hidden={config.model.scratch_hidden} is not a multiple of "
                    f"model.scratch_heads={config.model.scratch_heads}")
-
-
-def _comparable(config) -> dict:
-  settings = json.loads(json.dumps(config.to_dict(), default=list))
-  for key in ("overwrite", "stage", "tensorboard"):   # none changes what a run computes
-    settings.pop(key, None)
-  return settings
-
-
-def _new_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
-  """Keys of `current` that `saved` lacks (settings added to flat_jax after the run started)."""
-  keys = []
-  for key, value in current.items():
-    if key not in saved:
-      keys.append(prefix + key)
-    elif isinstance(value, dict) and isinstance(saved[key], dict):
-      keys += _new_keys(saved[key], value, f"{prefix}{key}.")
-  return keys
-
-
-def _same_config(config_file: pathlib.Path, config) -> bool:
-  """Whether the run saved in `config_file` used `config`. A setting the saved run did not have yet
-  counts as the same (its default is what the older code did); it is logged."""
-  saved, current = json.loads(config_file.read_text()), _comparable(config)
-  added = _new_keys(saved, current)
-  if added:
-    pruned = json.loads(json.dumps(current))
-    for dotted in added:
-      *parents, last = dotted.split(".")
-      node = pruned
-      for name in parents:
-        node = node[name]
-      node.pop(last)
-    if pruned != saved:
-      return False
-    logging.warning("%s predates the settings %s; taking them from the current config",
-                    config_file, ", ".join(added))
-    return True
-  return saved == current
-
-
-def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
-  """Creates the workdir. Returns the results when the same config already completed there (all
-  stages, or the training stages for stage=train); refuses a different config over a completed run
-  unless config.overwrite is set. Every process reads and decides; then the primary writes."""
-  workdir = pathlib.Path(workdir)
-  previous = {} if config.overwrite else read_results(workdir)
-  config_file = workdir / "config.json"
-  complete = previous.get("status") == "finished" or (
-      previous.get("status") == "trained" and config.stage == "train")
-  if complete:
-    if config_file.exists() and _same_config(config_file, config):
-      return workdir, previous
-    raise RunError(f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
-                   f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
-                   f"to replace it, or use another --workdir.")
-  if (not config.overwrite and config_file.exists() and (workdir / "checkpoints").exists()
-      and not _same_config(config_file, config)):
-    raise RunError(f"{workdir} holds an unfinished run with a different config; re-run with the same "
-                   f"config to resume it, or pass --config.overwrite=True to start over.")
-  distributed.barrier("workdir checked")
-  if distributed.is_primary():
-    if config.overwrite:
-      for name in ("checkpoints", "adversarial", "attacks"):
-        shutil.rmtree(workdir / name, ignore_errors=True)
-      for name in ("results.json", "metrics.jsonl", "vocab.json", "importance.npy"):
-        (workdir / name).unlink(missing_ok=True)
-    workdir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(config_file, _comparable(config))
-  distributed.barrier("workdir prepared")
-  return workdir, None
-
-
-@dataclasses.dataclass
-class RunData:
-  """The run's data, encoded as the model reads it. Word models: with the current vocabulary,
-  which grows with the embedding table when a round's substitutes join them (existing ids and rows
-  never change). Word-piece models: with the checkpoint's tokenizer (`pieces`), each piece knowing
-  its word (extra "word_ids")."""
-  dataset: object
-  vocab: Vocab | None
-  matrix: np.ndarray | None
-  embeddings_source: str
-  coverage: float
-  train: EncodedSplit
-  dev: EncodedSplit
-  test: EncodedSplit
-  pieces: PieceEncoder | None = None
-  source: transformer.TransformerSource | None = None
-
-  @property
-  def trim(self) -> PaddingTrim | None:
-    """Word-piece batches are cut to the longest text in them (attention masks the padding)."""
-    if self.pieces is None:
-      return None
-    return PaddingTrim(self.pieces.pad_id, length_buckets(self.pieces.max_length))
-
-  def encode_rows(self, texts) -> dict[str, np.ndarray]:
-    """Raw texts as training rows: {"ids"} (word models) or {"ids", "word_ids"} (word pieces)."""
-    if self.pieces is not None:
-      return dict(zip(("ids", "word_ids"), self.pieces.encode_batch(texts)))
-    return {"ids": self.vocab.encode_batch([clean_text(t) for t in texts], self.train.ids.shape[1])[0]}
-
-
-def _load_data(config) -> RunData:
-  dataset = load_dataset(config.data, seed=config.seed)
-  if config.model.name in config_lib.TRANSFORMERS:
-    return _load_piece_data(config, dataset)
-  vocab = Vocab.build(dataset.train.texts, min_freq=config.data.min_freq)
-  embeddings = load_embeddings(vocab, config.model.embeddings, config.model.embeddings_format,
-                               seed=config.seed, norm=config.model.embeddings_norm)
-  return RunData(dataset, vocab, embeddings.matrix, embeddings.source, embeddings.coverage,
-                 *_encode_words(vocab, dataset, config.data.max_length))
-
-
-def _encode_words(vocab: Vocab, dataset, max_length: int) -> tuple[EncodedSplit, ...]:
-  """train, dev and test with `vocab`: the run's current vocabulary, the one its model, the saved
-  vocab.json, the attacks and IG read texts with."""
-  return tuple(EncodedSplit(vocab.encode_batch(split.texts, max_length)[0], split.labels)
-               for split in (dataset.train, dataset.dev, dataset.test))
-
-
-def _load_piece_data(config, dataset) -> RunData:
-  source = transformer.load_source(config.model)
-  if config.data.max_length > source.arch.max_position:
-    raise RunError(f"data.max_length={config.data.max_length} pieces exceeds the model's "
-                   f"{source.arch.max_position} positions")
-  pieces = PieceEncoder(source.tokenizer, config.data.max_length)
-
-  def encode(split):
-    ids, word_ids = pieces.encode_batch(split.texts)
-    covered = word_ids.max(axis=1) + 1
-    cut = sum(int(n) < len(pieces.words(t)) for n, t in zip(covered, split.texts))
-    if cut:
-      logging.info("%d of %d texts lose words beyond %d pieces", cut, len(split.texts), pieces.max_length)
-    return EncodedSplit(ids, split.labels, {"word_ids": word_ids})
-
-  logging.info("model: %s", source.description)
-  return RunData(dataset, None, None, source.description, 1.0, encode(dataset.train),
-                 encode(dataset.dev), encode(dataset.test), pieces, source)
-
-
-def _save_encoding(workdir, data: RunData) -> None:
-  """What load_trained needs besides the checkpoint to read texts as the model did."""
-  if distributed.is_primary():
-    if data.pieces is None:
-      data.vocab.save(workdir / "vocab.json")
-    else:
-      transformer.save_architecture(data.source.arch, workdir)
-      transformer.save_tokenizer(data.source.tokenizer, workdir)
-  distributed.barrier("encoding saved")
-
-
-def _grow_vocabulary(config, data: RunData, records) -> int:
-  """Adds the round's substitute words that have a pretrained vector; returns how many."""
-  if not config.attack.grow_vocab or data.vocab is None:
-    return 0
-  unseen = [w for w in augment.substitute_words(records) if w not in data.vocab.index]
-  vectors = pretrained_vectors(unseen, config.model.embeddings, config.model.embeddings_format,
-                               config.model.embeddings_norm)
-  new = [w for w in unseen if w in vectors]
-  if new:
-    data.vocab = data.vocab.extended(new)
-    data.matrix = np.concatenate([data.matrix, np.stack([vectors[w] for w in new])])
-    # a dev or test word that was <unk> may have just joined: from now on dev selection and the
-    # test accuracy read texts as the saved model, the attacks and IG do
-    data.train, data.dev, data.test = _encode_words(data.vocab, data.dataset, data.train.ids.shape[1])
-  return len(new)
 
 
 @dataclasses.dataclass
@@ -323,15 +100,10 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
   continuous schedule; None = fresh, or config.restore) with the objective of `mode`, keeping the
   best-dev checkpoint in checkpoints/<stage>/. `init_state`: continue that state's optimiser."""
   with_mask = mode == "flat"
-  if data.pieces is not None:
-    model, params = _transformer_params(config, data, with_mask, init_params)
-    apply_fn = _piece_apply(model)
-    table_size = int(np.prod(params["encoder"]["embeddings"]["word_embeddings"]["embedding"].shape))
-  else:
-    model, params = _word_params(config, data, with_mask, train, init_params)
-    apply_fn = lambda p, ids, deterministic, rngs, perturbation=None: model.apply(
-        {"params": p}, ids, deterministic=deterministic, rngs=rngs, perturbation=perturbation)
-    table_size = data.matrix.size
+  restore = load_params(config.restore) if config.restore and init_params is None else None
+  model, params, table_size = data.family.build(config, data.dataset.num_classes, with_mask,
+                                                init_params, restore, train.ids[:1])
+  apply_fn = model_apply_fn(model)
   adversary = None
   if mode in config_lib.EMBEDDING_MODES:
     adversary = EmbeddingAdversary.from_config(mode, config.embedding_adversary)
@@ -369,53 +141,10 @@ def _train_stage(config, workdir, data: RunData, mesh, *, stage: str, mode: str,
                                      tensorboard=config.tensorboard),
                stage=stage,
                steps_limit=config.train.steps_limit,
-               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.trim,
+               checkpoints=StageCheckpoints(workdir / "checkpoints" / stage), trim=data.text.trim,
                pack_twins=config.train.pack_twins, select_epoch=config.train.select_epoch)
   return StageResult(model, jax.device_get(fitted.best_params), eval_step, fitted.best_dev_accuracy,
                      fitted.best_epoch, fitted.seconds, jax.device_get(fitted.state))
-
-
-def _word_params(config, data: RunData, with_mask: bool, train: EncodedSplit, init_params: dict | None):
-  """LSTM/CNN: the pretrained embedding table (grown rows new) and the previous stage's best."""
-  model = build_word_classifier(config.model, len(data.vocab), data.dataset.num_classes,
-                                data.matrix.shape[1], with_mask=with_mask)
-  params = model.init(jax.random.PRNGKey(config.seed), train.ids[:1], deterministic=True)["params"]
-  if init_params is not None:
-    # the previous table keeps its (possibly fine-tuned) rows; rows of words added since come new
-    old_table = np.asarray(init_params["embed"]["embedding"])
-    table = np.concatenate([old_table, data.matrix[len(old_table):]])
-    params = with_embedding(params, table)
-    params = merge_params(params, {k: v for k, v in init_params.items() if k != "embed"},
-                          source=f"the previous stage's best model")
-  else:
-    params = with_embedding(params, data.matrix)
-    if config.restore:
-      params = merge_params(params, load_params(config.restore), source=config.restore)
-  return model, params
-
-
-def _transformer_params(config, data: RunData, with_mask: bool, init_params: dict | None):
-  """BERT/DeBERTa: the pretrained checkpoint (or random weights) for the first stage, the previous
-  stage's best for later ones; a word mask new in this stage starts fresh."""
-  model = transformer.build(data.source.arch, data.dataset.num_classes, config.model, with_mask=with_mask)
-  params = transformer.init_params(model, data.source, config.seed)
-  if init_params is not None:
-    params = merge_params(params, init_params, source="the previous stage's best model")
-  elif config.restore:
-    params = merge_params(params, load_params(config.restore), source=config.restore)
-  return model, params
-
-
-def _piece_apply(model):
-  """apply_fn of a word-piece model: texts are ids (evaluation) or {"ids", "word_ids"} (training
-  rows, for the word-level importance of L_imp)."""
-  def apply_fn(p, texts, deterministic, rngs, perturbation=None):
-    if isinstance(texts, dict):
-      return model.apply({"params": p}, texts["ids"], word_ids=texts["word_ids"],
-                         deterministic=deterministic, rngs=rngs, perturbation=perturbation)
-    return model.apply({"params": p}, texts, deterministic=deterministic, rngs=rngs,
-                       perturbation=perturbation)
-  return apply_fn
 
 
 def _attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False,
@@ -663,30 +392,11 @@ def run(config, workdir) -> dict:
   # primary never reaches); before the shared-workdir probe, which writes a file
   reason = workdir_lib.not_writable(workdir) if distributed.is_primary() else None
   if distributed.broadcast_float(1.0 if reason else 0.0):
-    return _finished_read_only(config, pathlib.Path(workdir), reason or "not writable by process 0")
+    return finished_read_only(config, pathlib.Path(workdir), reason or "not writable by process 0")
   distributed.check_shared_workdir(workdir)
   # one writer per workdir: the primary holds the lock for the whole run, the others write through it
   with workdir_lib.exclusive(workdir) if distributed.is_primary() else contextlib.nullcontext():
     return _run(config, workdir)
-
-
-def _finished_read_only(config, workdir: pathlib.Path, reason: str) -> dict:
-  """A workdir this process cannot write: a finished run of the same config there is only read
-  (archived results, a shared read-only copy); anything that would write is refused up front."""
-  if config.overwrite:
-    raise RunError(f"{workdir} is not writable ({reason}): --config.overwrite=True cannot replace "
-                   f"the run there; make it writable, or use another --workdir")
-  previous = read_results(workdir)
-  finished = (previous.get("status") == "finished" and config.stage in ("all", "train")) or (
-      previous.get("status") == "trained" and config.stage == "train")
-  if finished and (workdir / "config.json").exists() and _same_config(workdir / "config.json", config):
-    logging.info("%s (%s): this run already finished (test accuracy %.2f); nothing to do", workdir,
-                 reason, previous["standard_accuracy"])
-    return previous
-  what = ("holds no finished run of this config" if config.stage in ("all", "train")
-          else f"must be written to by stage={config.stage}")
-  raise RunError(f"{workdir} is not writable ({reason}) and {what}: make it writable, or copy it "
-                 f"and pass the copy as --workdir")
 
 
 def _run(config, workdir) -> dict:
@@ -714,8 +424,8 @@ def _run(config, workdir) -> dict:
   previous = read_results(workdir)
   timings = previous.get("timings_s", {})
   t0 = time.perf_counter()
-  data = _load_data(config)
-  _save_encoding(workdir, data)
+  data = RunData(config)
+  data.save(workdir)
   timings["data"] = time.perf_counter() - t0
   mesh = make_mesh()
   logging.info("devices: %d x %s over %d process(es)", mesh.size, jax.devices()[0].platform,
@@ -724,9 +434,7 @@ def _run(config, workdir) -> dict:
   results = {"dataset": config.data.name, "model": config.model.name, "mode": config.mode,
              "status": "running", "rounds_done": 0, "seed": config.seed,
              "num_train": len(data.train), "num_dev": len(data.dev), "num_test": len(data.test),
-             **({"embeddings": {"source": data.embeddings_source, "dim": int(data.matrix.shape[1]),
-                                "coverage": round(data.coverage, 4)}} if data.pieces is None else
-                {"pretrained": data.source.description}),
+             **data.family.describe(),
              "attack": {"recipe": config.attack.recipe, "keep": config.attack.keep,
                         "num_examples": config.attack.num_examples},
              **({"embedding_adversary": config.embedding_adversary.to_dict()}
@@ -777,12 +485,10 @@ def _run(config, workdir) -> dict:
         records = _attack_round(config, workdir, data, results, k, attacked)
         write_results(workdir, results)   # the attack's time, before a kill during training
         kept = augment.kept_records(records, config.attack.keep)
-        added = _grow_vocabulary(config, data, kept)
-        _save_encoding(workdir, data)
-        train = augment.augmented_split(data.train, kept, data.encode_rows)
-        summary.update(attacked_model=attacked, attack=summarize(records), kept=len(kept))
-        if data.vocab is not None:
-          summary.update(vocab_added=added, vocab_size=len(data.vocab))
+        grown = data.grow(config, augment.substitute_words(kept))
+        data.save(workdir)
+        train = augment.augmented_split(data.train, kept, data.text)
+        summary.update(attacked_model=attacked, attack=summarize(records), kept=len(kept), **grown)
       else:
         train = data.train
       if continuous:
@@ -807,15 +513,10 @@ def _run(config, workdir) -> dict:
 
   t0 = time.perf_counter()
   results["standard_accuracy"] = accuracy(latest.eval_step, latest.params, data.test,
-                                          config.train.eval_batch_size, mesh, data.trim)
+                                          config.train.eval_batch_size, mesh, data.text.trim)
   timings["evaluate"] = time.perf_counter() - t0
-  if config.mode == "flat" and data.vocab is not None:   # phi of a word piece depends on its position
-    # the model's own table: under the continuous schedule an earlier round's model may be chosen,
-    # before later rounds' substitutes joined the vocabulary
-    table_rows = min(len(data.vocab), int(latest.params["embed"]["embedding"].shape[0]))
-    phi = np.asarray(jax.device_get(latest.model.apply(
-        {"params": latest.params}, np.arange(2, table_rows)[None],
-        method=latest.model.importance)))[0]
+  phi = data.family.vocabulary_phi(latest.model, latest.params) if config.mode == "flat" else None
+  if phi is not None:   # word models: phi of a word piece depends on its position
     if distributed.is_primary():
       np.save(workdir / "importance.npy", phi)
     results["importance_histogram"] = {"edges": list(IMPORTANCE_BINS),

@@ -17,8 +17,9 @@ from flat_jax.data.datasets import load_dataset
 from flat_jax.config import preset
 from flat_jax.models.checkpoints_hf import default_bert_dir
 from flat_jax.training.artifacts import load_trained
-from flat_jax.training.loop import EncodedSplit, predict_logits
-from flat_jax.training.step import make_eval_step, make_mesh
+from flat_jax.data.encoding import EncodedSplit
+from flat_jax.training.loop import predict_logits
+from flat_jax.training.step import make_eval_step, make_mesh, model_apply_fn
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -66,19 +67,18 @@ def test_bert_flat_round_end_to_end(tmp_path, tiny_bert_dir, shared_data):
 
   # the workdir alone rebuilds the model; the attack bridge and the eval step agree on test texts
   trained = load_trained(workdir)
-  assert "word_mask" in trained.params and trained.pieces.max_length == 32
+  assert "word_mask" in trained.params and trained.text.max_length == 32
   config = trained.config
   dataset = load_dataset(config.data, seed=config.seed)
-  ids, word_ids = trained.pieces.encode_batch(dataset.test.texts)
-  apply_fn = lambda p, x, deterministic, rngs: trained.model.apply(
-      {"params": p}, x, deterministic=deterministic, rngs=rngs)
+  ids, word_ids = trained.text.encode_batch(dataset.test.texts)
+  apply_fn = model_apply_fn(trained.model)
   mesh = make_mesh()
   split = EncodedSplit(ids, dataset.test.labels)
   logits = predict_logits(make_eval_step(apply_fn, mesh), trained.params, split, 32, mesh)
   probs = PredictionBridge.from_trained(trained)(dataset.test.texts)
   np.testing.assert_allclose(probs, jax.nn.softmax(logits), atol=1e-5)
   # cutting the padding (length-ordered, trimmed batches) changes nothing but the shapes
-  trim = PaddingTrim(trained.pieces.pad_id, length_buckets(32))
+  trim = PaddingTrim(trained.text.pad_id, length_buckets(32))
   trimmed = predict_logits(make_eval_step(apply_fn, mesh), trained.params, split, 8, mesh, trim)
   np.testing.assert_allclose(trimmed, logits, atol=1e-5)
   results_acc = 100.0 * np.mean(np.argmax(logits, -1) == dataset.test.labels)

@@ -6,13 +6,12 @@ twin CE on the twin and L_imp over the replaced positions, so the set is the pap
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from flat_jax.data.text import clean_text, tokenize
-from flat_jax.data.vocab import PAD_ID
-from flat_jax.training.loop import EncodedSplit
+from flat_jax.data.encoding import TEXT_COLUMNS, EncodedSplit, TextEncoder, word_present
 
 KEEP_RULES = ("successful", "perturbed", "all")
 
@@ -49,31 +48,20 @@ def substitute_words(records: Sequence[dict]) -> list[str]:
   return list(words)
 
 
-def _word_present(word_ids: np.ndarray, num_words: int) -> np.ndarray:
-  """(N, num_words): whether word w of each row has at least one piece (was not truncated away)."""
-  present = np.zeros((len(word_ids), num_words), np.bool_)
-  rows, cols = np.nonzero((word_ids >= 0) & (word_ids < num_words))
-  present[rows, word_ids[rows, cols]] = True
-  return present
-
-
-def augmented_split(train: EncodedSplit, records: Sequence[dict],
-                    encode_rows: Callable[[Sequence[str]], dict[str, np.ndarray]]) -> EncodedSplit:
-  """`train` with the kept records' perturbed texts as twins of their originals.
-
-  `encode_rows(texts)` encodes raw texts the way the training data was encoded: {"ids": (n, L)} for
-  word models, plus "word_ids" for word-piece models (whose replaced positions are words). Replaced
+def augmented_split(train: EncodedSplit, records: Sequence[dict], text: TextEncoder) -> EncodedSplit:
+  """`train` with the kept records' perturbed texts as twins of their originals, encoded by `text`
+  as the training data was (its input columns; replaced positions are words). Replaced
   positions come from the record's word alignment; for an attack that changed the number of words
   (Clare's insertions and merges) positions no longer line up, so such a twin gets CE but no L_imp."""
   n, length = train.ids.shape
-  columns = {"ids": train.ids, **{k: v for k, v in train.extra.items() if k == "word_ids"}}
+  columns = {k: v for k, v in {"ids": train.ids, **train.extra}.items() if k in TEXT_COLUMNS}
   twins = {f"adv_{k}": v.copy() for k, v in columns.items()}
   has_adv = np.zeros(n, np.bool_)
   replaced = np.zeros((n, length), np.bool_)
   if records:
-    encoded = encode_rows([r["perturbed"] for r in records])
+    encoded = text.inputs([r["perturbed"] for r in records])
     if set(encoded) != set(columns):
-      raise ValueError(f"encode_rows gave {sorted(encoded)}, the training split has {sorted(columns)}")
+      raise ValueError(f"the text encoder gave {sorted(encoded)}, the training split has {sorted(columns)}")
     rows = np.array([r["index"] for r in records])
     for key, values in encoded.items():
       twins[f"adv_{key}"][rows] = values[:, :length]
@@ -85,9 +73,8 @@ def augmented_split(train: EncodedSplit, records: Sequence[dict],
       for position, _, _ in record["replaced"]:
         if position < length:
           replaced[record["index"], position] = True
-  if "word_ids" in columns:
-    replaced &= _word_present(columns["word_ids"], length) & _word_present(twins["adv_word_ids"], length)
-  else:
-    replaced &= (train.ids != PAD_ID) & (twins["adv_ids"] != PAD_ID)
+  adv_columns = {k.removeprefix("adv_"): v for k, v in twins.items()}
+  replaced &= (word_present(text.word_ids(columns), length)
+               & word_present(text.word_ids(adv_columns), length))
   extra = {**train.extra, **twins, "has_adv": has_adv, "replaced": replaced}
   return EncodedSplit(train.ids, train.labels, extra)

@@ -69,7 +69,8 @@ class PredictionBridge:
     self._lock = threading.Lock()
     self.queries = 0          # texts asked for
     self.model_calls = 0      # texts actually run through the model
-    self.gradients: WordGradients | None = None   # word models: what gradient attacks need
+    self._gradients_of: Callable[[], WordGradients] | None = None
+    self._word_gradients: WordGradients | None = None
 
   @classmethod
   def from_trained(cls, trained: TrainedModel, noise_seed: int | None = None,
@@ -98,13 +99,25 @@ class PredictionBridge:
       predict = predict_noisy
       kwargs["noise_seed"] = noise_seed
 
-    if trained.pieces is not None:
-      return cls(predict, trained.params, trained.pieces.encode, max_length, trained.num_classes,
-                 pad_id=trained.pieces.pad_id, **kwargs)
-    encode = lambda text: trained.vocab.encode(clean_text(text), max_length)
-    bridge = cls(predict, trained.params, encode, max_length, trained.num_classes, **kwargs)
-    bridge.gradients = WordGradients(trained, temperature, bridge.lengths)
+    text = trained.text
+    bridge = cls(predict, trained.params, text.encode, max_length, trained.num_classes,
+                 pad_id=text.pad_id, **kwargs)
+    bridge._gradients_of = lambda: WordGradients(trained, temperature, bridge.lengths)
     return bridge
+
+  @property
+  def gradients(self) -> "WordGradients":
+    """What gradient attacks (HotFlip) need of a word model, built on first use."""
+    if self._word_gradients is None:
+      if self._gradients_of is None:
+        raise ValueError("this bridge was not made from a trained model (from_trained): no gradients")
+      self._word_gradients = self._gradients_of()
+    return self._word_gradients
+
+  @property
+  def gradient_calls(self) -> int:
+    """Gradients computed so far (0 until a gradient attack asks for one)."""
+    return 0 if self._word_gradients is None else self._word_gradients.calls
 
   def _bucket(self, sizes: Sequence[int], n: int) -> int:
     return next((s for s in sizes if s >= n), sizes[-1])
@@ -166,7 +179,10 @@ class WordGradients:
   padded to the bridge's bucket lengths: one compile per bucket."""
 
   def __init__(self, trained: TrainedModel, temperature: float, lengths: Sequence[int]):
-    model, vocab = trained.model, trained.vocab
+    if not hasattr(trained.text, "vocab"):
+      raise ValueError("HotFlip's gradients need a word model (lstm or cnn): a word-piece model "
+                       "reads a substitute as another number of pieces")
+    model, vocab = trained.model, trained.text.vocab
     self._vocab, self._lengths = vocab, tuple(lengths)
     self._max_length = trained.config.data.max_length
     self._params = trained.params
@@ -177,7 +193,7 @@ class WordGradients:
       embedded = model.apply({"params": params}, ids, method=model.embed_tokens)
 
       def loss(e):
-        logits = model.apply({"params": params}, e, ids != PAD_ID, deterministic=True,
+        logits = model.apply({"params": params}, e, ids, deterministic=True,
                              method=model.classify_embedded)["logits"] / temperature
         predicted = jax.lax.stop_gradient(jax.numpy.argmax(logits, -1))
         return -jax.numpy.sum(jax.nn.log_softmax(logits)[jax.numpy.arange(len(ids)), predicted])

@@ -115,11 +115,10 @@ class _Attacker:
     np.random.seed((self.job.seed + index) % 2**32)
     import torch
     torch.manual_seed(self.job.seed + index)
-    gradients = self.bridge.gradients
-    before = gradients.calls if gradients is not None else 0
+    before = self.bridge.gradient_calls
     record = _record(index, label, self.attack.attack(text, label), self.job.temperature)
-    if gradients is not None and gradients.calls > before:   # a gradient attack (hotflip)
-      record["gradient_calls"] = gradients.calls - before
+    if self.bridge.gradient_calls > before:   # a gradient attack (hotflip)
+      record["gradient_calls"] = self.bridge.gradient_calls - before
     if self.job.budget:
       record["budget"] = self.job.budget
     return record

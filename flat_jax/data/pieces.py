@@ -10,14 +10,15 @@ from typing import Sequence
 
 import numpy as np
 
+from flat_jax.data.batching import PaddingTrim, length_buckets
+from flat_jax.data.encoding import NO_WORD
 from flat_jax.data.text import clean_text, tokenize
-
-NO_WORD = -1   # word index of [CLS], [SEP] and padding pieces
 
 
 class PieceEncoder:
-  """`max_length` counts pieces, [CLS] and [SEP] included; longer texts are truncated (a word cut
-  in the middle keeps the pieces that fit and still counts as a word of the text)."""
+  """A TextEncoder (flat_jax.data.encoding) for word-piece models. `max_length` counts pieces,
+  [CLS] and [SEP] included; longer texts are truncated (a word cut in the middle keeps the pieces
+  that fit and still counts as a word of the text)."""
 
   def __init__(self, tokenizer, max_length: int):
     if not getattr(tokenizer, "is_fast", False):
@@ -29,6 +30,8 @@ class PieceEncoder:
     self.tokenizer = tokenizer
     self.max_length = max_length
     self.pad_id = int(tokenizer.pad_token_id)
+    # batches are cut to the longest text in them: attention masks the padding
+    self.trim = PaddingTrim(self.pad_id, length_buckets(max_length))
 
   @staticmethod
   def words(text: str) -> list[str]:
@@ -56,3 +59,10 @@ class PieceEncoder:
         word_ids[start + row, :len(pieces)] = [NO_WORD if w is None else w
                                                for w in encoding.word_ids(row)]
     return ids, word_ids
+
+  def inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    return dict(zip(("ids", "word_ids"), self.encode_batch(texts)))
+
+  @staticmethod
+  def word_ids(inputs: dict[str, np.ndarray]) -> np.ndarray:
+    return inputs["word_ids"]

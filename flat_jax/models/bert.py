@@ -272,6 +272,8 @@ class BertClassifier(nn.Module):
   num_classes: int
   word_mask: WordMask | None = None
 
+  ig_rows = 128   # texts x path points per IG gradient evaluation: a transformer's activations are large
+
   def setup(self):
     c = self.config
     self.encoder = BertEncoder(c)

@@ -27,27 +27,42 @@ class WordClassifier(nn.Module):
     self.embed = nn.Embed(self.vocab_size, self.embed_dim)
     self.head = nn.Dense(self.num_classes)
 
-  def __call__(self, ids, *, deterministic: bool = True, perturbation=None):
-    """perturbation: added to the word embeddings (embedding-space adversarial training)."""
+  # texts x path points per gradient evaluation of Integrated Gradients: all at once (a word
+  # model's activations are small)
+  ig_rows = None
+
+  def __call__(self, ids, *, deterministic: bool = True, word_ids=None, perturbation=None):
+    """word_ids: unused (a position is a word); taken so that every classifier reads the same
+    inputs. perturbation: added to the word embeddings (embedding-space adversarial training)."""
     embedded = self.embed_tokens(ids)
     if perturbation is not None:
       embedded = embedded + perturbation
-    return self.classify_embedded(embedded, ids != PAD_ID, deterministic=deterministic)
+    return self.classify_embedded(embedded, ids, deterministic=deterministic)
 
   def embed_tokens(self, ids):
     """Word embeddings of ids (before the mask): the input space of Integrated Gradients.
     <pad> is always the zero vector, even when the embeddings are trained."""
     return self.embed(ids) * (ids != PAD_ID)[..., None]
 
-  def classify_embedded(self, embedded, token_mask, *, deterministic: bool = True):
-    """The rest of the forward pass from word embeddings: mask (if any), encoder, head."""
+  def classify_embedded(self, embedded, ids, *, deterministic: bool = True):
+    """The rest of the forward pass from word embeddings: mask (if any), encoder, head; ids give
+    the padding."""
+    token_mask = ids != PAD_ID
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
       embedded, keep_prob, _ = self.word_mask(embedded, deterministic=deterministic)
       outputs["keep_prob"] = keep_prob
+      outputs["word_keep_prob"] = keep_prob   # a position is a word
     hidden = self.encoder(embedded, token_mask, deterministic=deterministic)
     outputs["logits"] = self.head(hidden)
     return outputs
+
+  def ig_inputs(self, ids):
+    """The input space of Integrated Gradients: the word embeddings."""
+    return self.embed_tokens(ids)
+
+  def classify_ig_inputs(self, inputs, ids):
+    return self.classify_embedded(inputs, ids, deterministic=True)
 
   def importance(self, ids):
     """Global importance phi of vocabulary ids: keep-probability from each word's embedding alone."""

@@ -385,6 +385,8 @@ class DebertaClassifier(nn.Module):
   num_classes: int
   word_mask: WordMask | None = None
 
+  ig_rows = 128   # texts x path points per IG gradient evaluation: a transformer's activations are large
+
   def setup(self):
     c = self.config
     self.encoder = DebertaEncoder(c)

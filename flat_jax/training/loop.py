@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from flat_jax import distributed
 from flat_jax.data.batching import PaddingTrim, batches, num_batches, split_twins
+from flat_jax.data.encoding import EncodedSplit
 from flat_jax.training.checkpoints import StageCheckpoints
 
 
@@ -32,16 +33,6 @@ def _check_finite(step_metrics: list[dict], stage: str, epoch: int, first_step: 
           f"{stage}: the training loss is {float(m['loss'])} at epoch {epoch}, step {first_step + i + 1} "
           f"(learning rate too high, or bad inputs?); stopped before saving this epoch: the "
           f"checkpoint of epoch {epoch - 1} is the last one")
-
-
-@dataclasses.dataclass
-class EncodedSplit:
-  ids: np.ndarray
-  labels: np.ndarray
-  extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)   # e.g. adv_ids, has_adv
-
-  def __len__(self) -> int:
-    return len(self.labels)
 
 
 class MetricsWriter:

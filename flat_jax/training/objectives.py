@@ -106,9 +106,10 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum",
     if twin is not None:
       ce = ce + twin * ce_fn(logits[:, 1], batch["label"])
       entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
-      if "word_ids" in batch and "word_keep_prob" not in outputs:
-        raise ValueError("a word-piece batch needs the model's word_keep_prob (apply it with word_ids)")
-      word_keep = outputs.get("word_keep_prob", keep)
+      if "word_keep_prob" not in outputs:
+        raise ValueError("L_imp needs the model's word_keep_prob (a word-piece model: apply it with "
+                         "word_ids)")
+      word_keep = outputs["word_keep_prob"]
       if importance_positions == "aligned":
         positions = jnp.ones(word_keep[:, 0].shape, jnp.bool_)
       else:

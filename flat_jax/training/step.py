@@ -25,7 +25,16 @@ from jax.sharding import Mesh, PartitionSpec as P
 # the mesh and batch placement live in flat_jax.distributed (they span processes); re-exported here
 # for the callers that build a step and its mesh together
 from flat_jax.distributed import AXIS, make_mesh, shard_batch  # noqa: F401
+from flat_jax.data.encoding import TEXT_COLUMNS
 from flat_jax.training.embedding_adversary import EmbeddingAdversary, ascend, random_start
+
+
+def model_apply_fn(model) -> Callable:
+  """The apply_fn the steps take, for any classifier: texts are its input columns {"ids", ...}."""
+  def apply_fn(params, texts, deterministic, rngs, perturbation=None):
+    return model.apply({"params": params}, **texts, deterministic=deterministic, rngs=rngs,
+                       perturbation=perturbation)
+  return apply_fn
 
 
 def example_keys(rng, step, index):
@@ -35,20 +44,18 @@ def example_keys(rng, step, index):
 
 def row_texts(row):
   """The texts of one training row: the original, and its adversarial twin when the batch has one,
-  as ids (T, L); for word-piece models (rows with word_ids) a dict of ids and word_ids (T, L)."""
+  as the model's input columns {"ids", ...} (T, L)."""
   def stack(key):
     twin = "adv_" + key
     return jnp.stack([row[key], row[twin]]) if twin in row else row[key][None]
-  if "word_ids" in row:
-    return {"ids": stack("ids"), "word_ids": stack("word_ids")}
-  return stack("ids")
+  return {key: stack(key) for key in TEXT_COLUMNS if key in row}
 
 
 def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
                     rng_names=("dropout", "mask"), grad_reduction: str = "psum", donate_state: bool = False,
                     adversary: EmbeddingAdversary | None = None, embed_fn: Callable | None = None):
   """apply_fn(params, texts, deterministic=..., rngs=..., perturbation=None) -> outputs dict, texts
-  as row_texts gives, perturbation (added to the word embeddings) of their shape (.., L, D);
+  the input columns {"ids", ...} as row_texts gives, perturbation (added to the word embeddings) of their shape (.., L, D);
   objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...).
 
   adversary: embedding-space adversarial training (modes pgd and freelb,
@@ -109,9 +116,7 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
       # only the masks of these outputs are used: XLA drops the rest of the forward pass
       outputs = per_example_outputs(params, part, keys[name])
       reals[name] = outputs.get("input_mask", outputs["token_mask"])
-      texts = jax.vmap(row_texts)(part)
-      ids = texts["ids"] if isinstance(texts, dict) else texts
-      shape = jax.eval_shape(embed_fn, params, ids).shape
+      shape = jax.eval_shape(embed_fn, params, jax.vmap(row_texts)(part)["ids"]).shape
       if adversary.steps and adversary.init_magnitude:
         # a stream of its own beside the model's rng streams, per text
         start_keys = jax.vmap(jax.vmap(lambda k: jax.random.fold_in(k, len(rng_names))))(
@@ -182,7 +187,7 @@ def make_eval_step(apply_fn: Callable, mesh: Mesh):
   """Returns per-example logits of a batch (inference mode), sharded like the batch."""
 
   def local_logits(params, batch):
-    return apply_fn(params, batch["ids"], deterministic=True, rngs=None)["logits"]
+    return apply_fn(params, {"ids": batch["ids"]}, deterministic=True, rngs=None)["logits"]
 
   return jax.jit(jax.shard_map(local_logits, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS),
                                check_vma=False))

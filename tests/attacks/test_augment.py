@@ -4,9 +4,8 @@ import pytest
 
 from flat_jax.attacks import augment
 from flat_jax.attacks.pairs import replaced_pairs
-from flat_jax.data.text import clean_text
 from flat_jax.data.vocab import PAD_ID, UNK_ID, Vocab
-from flat_jax.training.loop import EncodedSplit
+from flat_jax.data.encoding import EncodedSplit, WordEncoder
 
 
 def _record(index, original, perturbed, status):
@@ -34,9 +33,8 @@ def test_keep_rules():
 def test_keep_all_twins_a_skipped_example_with_itself_and_no_replaced_position():
   vocab = Vocab.build(TEXTS + ["terrific movie"])
   ids = vocab.encode_batch(TEXTS, 8)[0]
-  encode = lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]}
   split = augment.augmented_split(EncodedSplit(ids, np.array([1, 0, 2])),
-                                  augment.kept_records(RECORDS, "all"), encode)
+                                  augment.kept_records(RECORDS, "all"), WordEncoder(vocab, 8))
   np.testing.assert_array_equal(split.extra["has_adv"], [True, True, True])
   np.testing.assert_array_equal(split.extra["adv_ids"][2], ids[2])
   assert not split.extra["replaced"][2].any()
@@ -46,10 +44,10 @@ def test_augmented_split_pairs_twins_and_marks_replaced_positions():
   vocab = Vocab.build(TEXTS + ["terrific movie"])
   ids = vocab.encode_batch(TEXTS, 8)[0]
   train = EncodedSplit(ids, np.array([1, 0, 2]))
-  encode = lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]}
+  encode = WordEncoder(vocab, 8)
   split = augment.augmented_split(train, augment.kept_records(RECORDS, "perturbed"), encode)
   np.testing.assert_array_equal(split.extra["has_adv"], [True, True, False])
-  np.testing.assert_array_equal(split.extra["adv_ids"][0, :3], encode(["a terrific film"])["ids"][0, :3])
+  np.testing.assert_array_equal(split.extra["adv_ids"][0, :3], encode.inputs(["a terrific film"])["ids"][0, :3])
   np.testing.assert_array_equal(split.extra["adv_ids"][2], ids[2])     # no twin: itself
   replaced = split.extra["replaced"]
   assert replaced[0].tolist() == [False, True] + [False] * 6
@@ -65,7 +63,7 @@ def test_a_twin_with_another_length_gets_no_replaced_positions():
   train = EncodedSplit(vocab.encode_batch(TEXTS, 8)[0], np.array([1, 0, 2]))
   inserted = [_record(0, TEXTS[0], "a really great film", "successful")]
   split = augment.augmented_split(
-      train, inserted, lambda texts: {"ids": vocab.encode_batch([clean_text(t) for t in texts], 8)[0]})
+      train, inserted, WordEncoder(vocab, 8))
   assert split.extra["has_adv"][0] and not split.extra["replaced"][0].any()
 
 
@@ -79,8 +77,7 @@ def test_word_piece_twins_mark_replaced_words_not_pieces():
   # 'flabbergasting' splits into several pieces, so piece positions shift after it
   records = [_record(0, texts[0], "a flabbergasting movie", "successful"),
              _record(1, texts[1], "what is the capital of lima ?", "successful")]
-  encode_rows = lambda batch: dict(zip(("ids", "word_ids"), pieces.encode_batch(batch)))
-  split = augment.augmented_split(train, records, encode_rows)
+  split = augment.augmented_split(train, records, pieces)
   adv_ids, adv_word_ids = pieces.encode_batch(["a flabbergasting movie"])
   assert (adv_word_ids[0] == 1).sum() > 1
   np.testing.assert_array_equal(split.extra["adv_ids"][0], adv_ids[0])
@@ -98,7 +95,7 @@ def test_a_replaced_word_truncated_away_has_no_importance_term():
   ids, word_ids = pieces.encode_batch([text])
   records = [_record(0, text, "one two three four six", "successful")]
   split = augment.augmented_split(EncodedSplit(ids, np.array([0]), {"word_ids": word_ids}), records,
-                                  lambda b: dict(zip(("ids", "word_ids"), pieces.encode_batch(b))))
+                                  pieces)
   assert split.extra["has_adv"][0] and not split.extra["replaced"][0].any()
 
 

@@ -30,7 +30,7 @@ def test_bridge_matches_a_direct_model_call(trained):
   model, texts = trained
   bridge = PredictionBridge.from_trained(model)
   probs = bridge(texts)
-  ids, _ = model.vocab.encode_batch(texts, model.config.data.max_length)
+  ids, _ = model.text.vocab.encode_batch(texts, model.config.data.max_length)
   direct = np.asarray(__import__("jax").nn.softmax(model.apply(ids, deterministic=True)["logits"]))
   np.testing.assert_allclose(probs, direct, atol=1e-6)
   assert probs.shape == (60, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)

@@ -51,7 +51,7 @@ def test_the_top_ranked_flips_raise_the_loss_more_than_the_bottom_ranked(victim,
   it ranks first must, on average over texts, raise the true loss more than those it ranks last (a
   wrong sign or position would reverse or scramble this)."""
   trained, bridge = victim
-  vocab, loss = trained.vocab, _loss_fn(trained)
+  vocab, loss = trained.text.vocab, _loss_fn(trained)
   rng = np.random.RandomState(0)
   top, bottom = [], []
   for text in sst2_splits.test.texts[:20]:

@@ -37,7 +37,7 @@ def _setup(name, with_mask, vocab_size):
   # the <pad> row is random too: padding gets no attribution by the path, whatever its embedding
   params = with_embedding(params, matrix)
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
+  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
                                                method=model.classify_embedded)["logits"]
   return params, embed_fn, logits_fn, make_integrated_gradients(embed_fn, logits_fn, STEPS)
 

@@ -7,7 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from flat_jax.training.checkpoints import StageCheckpoints, load_params, merge_params
+from flat_jax.models.params import merge_params
+from flat_jax.training.checkpoints import StageCheckpoints, load_params
 from flat_jax.training.state import TrainState
 
 

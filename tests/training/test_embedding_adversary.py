@@ -12,7 +12,7 @@ from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.embedding_adversary import EmbeddingAdversary, ascend, project, random_start, text_norm
 from flat_jax.training.objectives import make_objective
 from flat_jax.training.state import TrainState
-from flat_jax.training.step import make_mesh, make_train_step
+from flat_jax.training.step import make_mesh, make_train_step, model_apply_fn
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,7 @@ def cnn_and_batch(sst2_splits):
 
 
 def _fns(model):
-  apply_fn = lambda p, x, deterministic, rngs, perturbation=None: model.apply(
-      {"params": p}, x, deterministic=deterministic, rngs=rngs, perturbation=perturbation)
+  apply_fn = model_apply_fn(model)
   embed_fn = lambda p, x: model.apply({"params": p}, x, method=model.embed_tokens)
   return apply_fn, embed_fn
 

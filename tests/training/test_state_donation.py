@@ -11,7 +11,7 @@ from flat_jax.data.vocab import Vocab
 from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.objectives import make_objective
 from flat_jax.training.state import TrainState
-from flat_jax.training.step import make_mesh, make_train_step, shard_batch
+from flat_jax.training.step import make_mesh, make_train_step, model_apply_fn, shard_batch
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,7 @@ def setup(shared_data):
              for i in (0, 32, 64)]
   model = build_word_classifier(c.model, len(vocab), 2, 16, with_mask=True)
   params = model.init(jax.random.PRNGKey(0), ids[:2])["params"]
-  apply_fn = lambda p, x, deterministic, rngs: model.apply({"params": p}, x, deterministic=deterministic,
-                                                           rngs=rngs)
+  apply_fn = model_apply_fn(model)
   return apply_fn, params, batches
 
 

@@ -12,7 +12,7 @@ from flat_jax.data.vocab import Vocab
 from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.objectives import make_objective, replaced_positions
 from flat_jax.training.state import TrainState
-from flat_jax.training.step import make_mesh, make_train_step, shard_batch
+from flat_jax.training.step import make_mesh, make_train_step, model_apply_fn, shard_batch
 
 LENGTH = 24
 
@@ -76,8 +76,7 @@ def test_packed_step_is_the_whole_batch_step(sst2_rows, model_name, mode):
   c = preset("sst2", model_name)
   model = build_word_classifier(c.model, vocab_size, 2, 16, with_mask=mode == "flat")
   params = model.init(jax.random.PRNGKey(0), batch["ids"][:2])["params"]
-  apply_fn = lambda p, ids, deterministic, rngs: model.apply({"params": p}, ids,
-                                                             deterministic=deterministic, rngs=rngs)
+  apply_fn = model_apply_fn(model)
   mesh = make_mesh()
   step = make_train_step(apply_fn, make_objective(mode, 0.1, 0.001), mesh)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.sgd(1.0), seed=3)   # update = -gradient
