@@ -226,8 +226,8 @@ def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedde
                     token_type_ids, *, deterministic: bool, word_ids=None):
   """Embedding layer -> word mask -> transformer layers, for BERT and DeBERTa encoders.
   Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "phi" per
-  piece and, given word_ids (B, L) (-1 at special and padding pieces), "word_phi" (B, L):
-  the max over each word's pieces, 0 for word indices without pieces)."""
+  piece and "word_phi" (B, L): given word_ids (B, L) (-1 at special and padding pieces) the max
+  over each word's pieces, 0 for word indices without pieces; without them phi itself)."""
   embedded = encoder.embed(word_embedded, ids != encoder.config.pad_id, token_type_ids,
                            deterministic=deterministic)
   return masked_layers(encoder, word_mask, embedded, ids, deterministic=deterministic, word_ids=word_ids)
@@ -248,8 +248,8 @@ def masked_layers(encoder: nn.Module, word_mask: WordMask | None, embedded, ids,
     if not deterministic:
       attention_mask = attention_mask & (jax.lax.stop_gradient(values) > 0.5)
     outputs["phi"] = phi
-    if word_ids is not None:
-      outputs["word_phi"] = word_max(phi, word_ids, ids.shape[-1])
+    # without word_ids every piece counts as its own word (as a word model's positions do)
+    outputs["word_phi"] = phi if word_ids is None else word_max(phi, word_ids, ids.shape[-1])
   hidden = encoder.encode(embedded, attention_mask, deterministic=deterministic)
   return hidden, outputs
 
