@@ -44,12 +44,12 @@ class TorchWordMask(nn.Module):
     the training sample, e.g. to the one flat_jax drew; its gradient then goes straight through
     the keep-probability (the Gumbel noise that produced it is unknown)."""
     logits = self.logit_layer(torch.tanh(self.hidden_layer(embedded)))
-    keep_prob = torch.softmax(logits, dim=-1)[..., KEEP]
+    phi = torch.softmax(logits, dim=-1)[..., KEEP]
     if not self.training:
-      return keep_prob, keep_prob
+      return phi, phi
     if sample is not None:
-      return keep_prob, sample - keep_prob.detach() + keep_prob
-    return keep_prob, F.gumbel_softmax(logits, tau=self.temperature, hard=True)[..., KEEP]
+      return phi, sample - phi.detach() + phi
+    return phi, F.gumbel_softmax(logits, tau=self.temperature, hard=True)[..., KEEP]
 
 
 # ---- word-level models ----
@@ -111,9 +111,9 @@ class TorchWordClassifier(nn.Module):
     """The forward pass from word embeddings (before the mask), as flat_jax's classify_embedded."""
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
-      keep_prob, values = self.word_mask(embedded, mask_sample)
+      phi, values = self.word_mask(embedded, mask_sample)
       embedded = embedded * values[..., None]
-      outputs["keep_prob"] = keep_prob
+      outputs["phi"] = phi
     outputs["logits"] = self.head(self.encoder(embedded, token_mask))
     return outputs
 
@@ -141,12 +141,12 @@ class TorchBertClassifier(nn.Module):
     embedded = self.bert.embeddings(input_ids=ids)
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
-      keep_prob, values = self.word_mask(embedded, mask_sample)
+      phi, values = self.word_mask(embedded, mask_sample)
       values = torch.where(token_mask, values, torch.ones_like(values))
       embedded = embedded * values[..., None]
       if self.training:
         attention = attention & (values.detach() > 0.5)
-      outputs["keep_prob"] = keep_prob
+      outputs["phi"] = phi
     extended = self.bert.get_extended_attention_mask(attention.long(), ids.shape)
     hidden = self.bert.encoder(embedded, attention_mask=extended).last_hidden_state
     outputs["logits"] = self.classifier(self.dropout(self.bert.pooler(hidden)))
@@ -180,9 +180,9 @@ def binary_entropy(p, eps: float = 1e-6):
   return -(p * torch.log(p) + (1.0 - p) * torch.log1p(-p))
 
 
-def mask_entropy(keep_prob, token_mask):
+def mask_entropy(phi, token_mask):
   """H(W | x) per text, summed over real tokens (the authors averaged over every padded position)."""
-  return (binary_entropy(keep_prob) * token_mask.to(keep_prob.dtype)).sum(-1)
+  return (binary_entropy(phi) * token_mask.to(phi.dtype)).sum(-1)
 
 
 def objective_loss(mode: str, outputs: dict, batch: dict, beta: float = 0.1, gamma: float = 0.001):
@@ -196,7 +196,7 @@ def objective_loss(mode: str, outputs: dict, batch: dict, beta: float = 0.1, gam
   if mode in ("adv", "flat") and twin is not None:
     loss = loss + twin * F.cross_entropy(logits[:, 1], labels, reduction="none")
   if mode == "flat":
-    keep, token_mask = outputs["keep_prob"], outputs["token_mask"]
+    keep, token_mask = outputs["phi"], outputs["token_mask"]
     entropy = mask_entropy(keep[:, 0], token_mask[:, 0])
     if twin is not None:
       entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1])

@@ -11,7 +11,7 @@ The word mask, shared with DeBERTa (`deberta.py` imports the helpers below):
 - Only real pieces are masked: [CLS], [SEP] and [PAD] always get the value 1. [CLS] carries the
   pooled representation. The authors multiplied every position, [CLS] and [SEP] included.
 - The entropy term is over the real pieces (each one a mask variable). Given each piece's word
-  index, the forward pass also returns phi per word, the max over its pieces ("word_keep_prob"),
+  index, the forward pass also returns phi per word, the max over its pieces ("word_phi"),
   for the word-level L_imp between an original and its adversarial text.
 - Training (`deterministic=False`): the hard 0/1 sample multiplies the embeddings (straight-through
   gradient) and also removes the dropped pieces from attention (the sample is a constant there:
@@ -225,9 +225,9 @@ def real_token_mask(ids, config):
 def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedded, ids,
                     token_type_ids, *, deterministic: bool, word_ids=None):
   """Embedding layer -> word mask -> transformer layers, for BERT and DeBERTa encoders.
-  Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "keep_prob" per
-  piece and, given word_ids (B, L) (-1 at special and padding pieces), "word_keep_prob" (B, L):
-  the max over each word's pieces, 0 for word indices without pieces)."""
+  Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "phi" per
+  piece and "word_phi" (B, L): given word_ids (B, L) (-1 at special and padding pieces) the max
+  over each word's pieces, 0 for word indices without pieces; without them phi itself)."""
   embedded = encoder.embed(word_embedded, ids != encoder.config.pad_id, token_type_ids,
                            deterministic=deterministic)
   return masked_layers(encoder, word_mask, embedded, ids, deterministic=deterministic, word_ids=word_ids)
@@ -242,32 +242,32 @@ def masked_layers(encoder: nn.Module, word_mask: WordMask | None, embedded, ids,
   # adversaries perturb, as TextDefender's and FreeLB's attention-mask-shaped deltas)
   outputs = {"token_mask": token_mask, "input_mask": attention_mask}
   if word_mask is not None:
-    _, keep_prob, values = word_mask(embedded, deterministic=deterministic)
+    _, phi, values = word_mask(embedded, deterministic=deterministic)
     values = jnp.where(token_mask, values, 1.0)
     embedded = embedded * values[..., None]
     if not deterministic:
       attention_mask = attention_mask & (jax.lax.stop_gradient(values) > 0.5)
-    outputs["keep_prob"] = keep_prob
-    if word_ids is not None:
-      outputs["word_keep_prob"] = word_max(keep_prob, word_ids, ids.shape[-1])
+    outputs["phi"] = phi
+    # without word_ids every piece counts as its own word (as a word model's positions do)
+    outputs["word_phi"] = phi if word_ids is None else word_max(phi, word_ids, ids.shape[-1])
   hidden = encoder.encode(embedded, attention_mask, deterministic=deterministic)
   return hidden, outputs
 
 
-def piece_keep_probability(encoder: nn.Module, word_mask: WordMask | None, ids, token_type_ids):
+def piece_phi(encoder: nn.Module, word_mask: WordMask | None, ids, token_type_ids):
   """Keep-probability of every piece from the embedding-layer output, with the same position and
   type ids as the forward pass (the authors' importance shifted the positions by one)."""
   if word_mask is None:
     return jnp.ones(ids.shape, jnp.float32)
   embedded = encoder.embed(encoder.embed_words(ids), ids != encoder.config.pad_id, token_type_ids,
                            deterministic=True)
-  return word_mask.keep_probability(embedded)
+  return word_mask.phi(embedded)
 
 
 class BertClassifier(nn.Module):
   """HF BertForSequenceClassification with an optional variational word mask (mode flat).
 
-  Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "keep_prob" (B, L) with a mask}."""
+  Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a mask}."""
   config: BertConfig
   num_classes: int
   word_mask: WordMask | None = None
@@ -303,8 +303,8 @@ class BertClassifier(nn.Module):
     outputs["logits"] = self.classifier(pooled)
     return outputs
 
-  def piece_importance(self, ids, token_type_ids=None):
-    return piece_keep_probability(self.encoder, self.word_mask, ids, token_type_ids)
+  def phi(self, ids, token_type_ids=None):
+    return piece_phi(self.encoder, self.word_mask, ids, token_type_ids)
 
   def ig_inputs(self, ids):
     """The input space of Integrated Gradients: the word-piece embeddings (position and type

@@ -50,9 +50,9 @@ class WordClassifier(nn.Module):
     token_mask = ids != PAD_ID
     outputs = {"token_mask": token_mask}
     if self.word_mask is not None:
-      embedded, keep_prob, _ = self.word_mask(embedded, deterministic=deterministic)
-      outputs["keep_prob"] = keep_prob
-      outputs["word_keep_prob"] = keep_prob   # a position is a word
+      embedded, phi, _ = self.word_mask(embedded, deterministic=deterministic)
+      outputs["phi"] = phi
+      outputs["word_phi"] = phi   # a position is a word
     hidden = self.encoder(embedded, token_mask, deterministic=deterministic)
     outputs["logits"] = self.head(hidden)
     return outputs
@@ -64,11 +64,11 @@ class WordClassifier(nn.Module):
   def classify_ig_inputs(self, inputs, ids):
     return self.classify_embedded(inputs, ids, deterministic=True)
 
-  def importance(self, ids):
+  def phi(self, ids):
     """Global importance phi of vocabulary ids: keep-probability from each word's embedding alone."""
     if self.word_mask is None:
       return jnp.ones(ids.shape, jnp.float32)
-    return self.word_mask.keep_probability(self.embed(ids))
+    return self.word_mask.phi(self.embed(ids))
 
 
 def with_embedding(params, embedding: np.ndarray):

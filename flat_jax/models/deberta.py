@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flat_jax.models.bert import (activation, dense, layer_norm, masked_encoding,
-                                  piece_keep_probability, padding_attention_mask, masked_layers)
+                                  piece_phi, padding_attention_mask, masked_layers)
 from flat_jax.models.dropout import Dropout
 from flat_jax.models.word_mask import WordMask
 
@@ -380,7 +380,7 @@ class DebertaEncoder(nn.Module):
 class DebertaClassifier(nn.Module):
   """HF DebertaForSequenceClassification (and DebertaV2...) with an optional word mask.
 
-  Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "keep_prob" (B, L) with a mask}."""
+  Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a mask}."""
   config: DebertaConfig
   num_classes: int
   word_mask: WordMask | None = None
@@ -420,8 +420,8 @@ class DebertaClassifier(nn.Module):
     outputs["logits"] = self.classifier(self.dropout(pooled, deterministic=deterministic))
     return outputs
 
-  def piece_importance(self, ids, token_type_ids=None):
-    return piece_keep_probability(self.encoder, self.word_mask, ids, token_type_ids)
+  def phi(self, ids, token_type_ids=None):
+    return piece_phi(self.encoder, self.word_mask, ids, token_type_ids)
 
   def ig_inputs(self, ids):
     """The input space of Integrated Gradients: the embedding-layer output (before the mask).

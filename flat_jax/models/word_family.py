@@ -97,4 +97,4 @@ class Family:
     continuous schedule an earlier round's model may be chosen, before later substitutes joined."""
     rows = min(len(self.text.vocab), int(params["embed"]["embedding"].shape[0]))
     return np.asarray(jax.device_get(model.apply(
-        {"params": params}, np.arange(FIRST_WORD_ID, rows)[None], method=model.importance)))[0]
+        {"params": params}, np.arange(FIRST_WORD_ID, rows)[None], method=model.phi)))[0]

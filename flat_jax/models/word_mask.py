@@ -23,7 +23,7 @@ def binary_entropy(p, eps: float = 1e-6):
 ENTROPY_REDUCTIONS = ("sum", "mean", "padded_mean")
 
 
-def mask_entropy(keep_prob, token_mask, reduction: str = "sum"):
+def mask_entropy(phi, token_mask, reduction: str = "sum"):
   """H(W | x) per text over real tokens only (padding and special tokens excluded).
 
   "sum": the masks are independent given x, so the entropy is the sum of the tokens' binary
@@ -33,9 +33,9 @@ def mask_entropy(keep_prob, token_mask, reduction: str = "sum"):
   padding and special tokens counted (a B x L mean of the batch is the mean of these per-text
   means); it shrinks beta by about the padded length."""
   if reduction == "padded_mean":
-    return jnp.mean(binary_entropy(keep_prob), -1)
-  weights = token_mask.astype(keep_prob.dtype)
-  total = jnp.sum(binary_entropy(keep_prob) * weights, -1)
+    return jnp.mean(binary_entropy(phi), -1)
+  weights = token_mask.astype(phi.dtype)
+  total = jnp.sum(binary_entropy(phi) * weights, -1)
   if reduction == "sum":
     return total
   if reduction == "mean":
@@ -54,25 +54,25 @@ class WordMask(nn.Module):
   def logits(self, embedded):
     return self.logit_layer(jnp.tanh(self.hidden_layer(embedded)))
 
-  def keep_probability(self, embedded):
-    return _keep_probability(self.logits(embedded))
+  def phi(self, embedded):
+    return _phi_of_logits(self.logits(embedded))
 
   def __call__(self, embedded, *, deterministic: bool):
     """Returns (masked embeddings, keep-probabilities, the mask values applied)."""
     logits = self.logits(embedded)
-    keep_prob = _keep_probability(logits)
+    phi = _phi_of_logits(logits)
     if deterministic:
-      mask = keep_prob
+      mask = phi
     else:
       gumbel = jax.random.gumbel(self.make_rng("mask"), logits.shape, logits.dtype)
       margin = (logits[..., KEEP] + gumbel[..., KEEP] - logits[..., DROP] - gumbel[..., DROP])
       soft = jax.nn.sigmoid(margin / self.temperature)     # the keep entry of the Gumbel softmax
       hard = (margin > 0).astype(soft.dtype)
       mask = hard - jax.lax.stop_gradient(soft) + soft      # straight-through
-    return embedded * mask[..., None], keep_prob, mask
+    return embedded * mask[..., None], phi, mask
 
 
-def _keep_probability(logits):
+def _phi_of_logits(logits):
   # softmax over two logits, written as a sigmoid of their difference: XLA's 2-wide softmax rounds
   # differently with the batch shape, which made N-device runs drift from 1-device runs
   return jax.nn.sigmoid(logits[..., KEEP] - logits[..., DROP])

@@ -7,13 +7,16 @@ Model outputs carry a text axis: leaves are (B, T, ...) with T = 1 (originals on
   base: CE(x)
   adv (eq. 5): CE(x) + [twin] CE(x')
   flat (eq. 1-4): CE(x) - beta H(mask|x) + [twin] (CE(x') - beta H(mask|x') + gamma L_imp(x, x'))
-where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3). For word-piece models the
-positions are words: phi of a word is the max over its pieces (outputs "word_keep_prob"), and the
-entropy is over the pieces (each one a mask variable).
+where L_imp = sum over replaced positions of |phi(x_i) - phi(x'_i)| (eq. 3).
 
-Where the FLAT loss's inputs come from: the mask's keep-probabilities phi per token (outputs
-"keep_prob", with "token_mask" marking real tokens), the replaced positions from the round's word
-alignment (batch "replaced", attacks/augment.py), and phi per word for word pieces as above.
+Where each input of the FLAT loss comes from (phi: the word mask's keep-probability, the paper's
+global importance; one name everywhere):
+  - H(mask|x): outputs "phi" per token (a word, or a word piece: each one a mask variable), with
+    "token_mask" marking the real tokens;
+  - L_imp's phi: outputs "word_phi" per word (a word model's "phi"; for word pieces the max over a
+    word's pieces, models/bert.py word_max);
+  - L_imp's positions: batch "replaced", the words the round's attack replaced (attacks/augment.py,
+    from the record's word alignment).
 
 Switches for the authors' release (config: train.loss_on_probs, flat.entropy_reduction,
 flat.importance_positions): cross-entropy on softmax probabilities instead of logits, the entropy's
@@ -49,10 +52,10 @@ def replaced_positions(ids, adv_ids):
 IMPORTANCE_POSITIONS = ("replaced", "aligned")
 
 
-def importance_l1(keep_orig, keep_adv, replaced):
+def importance_l1(phi_orig, phi_adv, replaced):
   """L_imp per row: sum of |phi(x_i) - phi(x'_i)| over the replaced positions (True entries);
   the authors' variant passes every position."""
-  return jnp.sum(jnp.abs(keep_orig - keep_adv) * replaced.astype(keep_orig.dtype), axis=-1)
+  return jnp.sum(jnp.abs(phi_orig - phi_adv) * replaced.astype(phi_orig.dtype), axis=-1)
 
 
 def _twin(batch):
@@ -98,24 +101,24 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum",
   ce_fn = cross_entropy_of_probs if loss_on_probs else cross_entropy
 
   def objective(outputs, batch):
-    logits, keep, token_mask = outputs["logits"], outputs["keep_prob"], outputs["token_mask"]
+    logits, phi, token_mask = outputs["logits"], outputs["phi"], outputs["token_mask"]
     ce = ce_fn(logits[:, 0], batch["label"])
-    entropy = mask_entropy(keep[:, 0], token_mask[:, 0], entropy_reduction)
+    entropy = mask_entropy(phi[:, 0], token_mask[:, 0], entropy_reduction)
     imp = jnp.zeros_like(ce)
     twin = _twin(batch)
     if twin is not None:
       ce = ce + twin * ce_fn(logits[:, 1], batch["label"])
-      entropy = entropy + twin * mask_entropy(keep[:, 1], token_mask[:, 1], entropy_reduction)
-      if "word_keep_prob" not in outputs:
-        raise ValueError("L_imp needs the model's word_keep_prob (a word-piece model: apply it with "
+      entropy = entropy + twin * mask_entropy(phi[:, 1], token_mask[:, 1], entropy_reduction)
+      if "word_phi" not in outputs:
+        raise ValueError("L_imp needs the model's word_phi (a word-piece model: apply it with "
                          "word_ids)")
-      word_keep = outputs["word_keep_prob"]
+      word_phi = outputs["word_phi"]
       if importance_positions == "aligned":
-        positions = jnp.ones(word_keep[:, 0].shape, jnp.bool_)
+        positions = jnp.ones(word_phi[:, 0].shape, jnp.bool_)
       else:
         positions = batch["replaced"] if "replaced" in batch else replaced_positions(
             batch["ids"], batch["adv_ids"])
-      imp = twin * importance_l1(word_keep[:, 0], word_keep[:, 1], positions)
+      imp = twin * importance_l1(word_phi[:, 0], word_phi[:, 1], positions)
     loss = ce - beta * entropy + gamma * imp
     metrics = _sums(batch, logits, loss=loss, ce=ce, entropy=entropy, importance_l1=imp)
     return metrics["loss"], metrics

@@ -127,7 +127,7 @@ def test_inference_logits_and_flat_loss_match(case):
   loss, (out, _) = _jax_loss(pair, pair.params, batch)
   torch_loss, torch_out = _torch_loss(pair, batch)
   np.testing.assert_allclose(torch_out["logits"].detach().numpy(), np.asarray(out["logits"]), atol=1e-4)
-  np.testing.assert_allclose(torch_out["keep_prob"].detach().numpy(), np.asarray(out["keep_prob"]), atol=1e-5)
+  np.testing.assert_allclose(torch_out["phi"].detach().numpy(), np.asarray(out["phi"]), atol=1e-5)
   assert abs(float(torch_loss.detach()) - float(loss)) < 1e-4, (float(torch_loss.detach()), float(loss))
 
 

@@ -80,12 +80,12 @@ def test_inference_scales_embeddings_by_keep_probability_and_keeps_attention(mas
   real = real_token_mask(ids, model.config)
   def run(p):
     out = model.apply({"params": p}, ids, deterministic=True)
-    keep = model.apply({"params": p}, ids, method=model.piece_importance)
+    keep = model.apply({"params": p}, ids, method=model.phi)
     expected = model.apply({"params": p}, ids, method=lambda m, ids: _by_hand(
         m, ids, jnp.where(real, keep, 1.0), ids != 0))
     return out, keep, expected
   out, keep, expected = jax.jit(run)(params)
-  np.testing.assert_allclose(out["keep_prob"], keep, rtol=1e-6)
+  np.testing.assert_allclose(out["phi"], keep, rtol=1e-6)
   np.testing.assert_array_equal(out["token_mask"], real)
   assert not bool(real[:, 0].any())    # [CLS] is no word
   np.testing.assert_allclose(out["logits"], expected, atol=1e-6)
@@ -140,7 +140,7 @@ def test_word_importance_gradient_reaches_the_mask(masked_model):
   model, params, ids = masked_model
   word_ids = jnp.where(real_token_mask(ids, model.config), jnp.arange(ids.shape[1]) // 2, -1)
   def loss(p):
-    keep = model.apply({"params": p}, ids, method=model.piece_importance)
+    keep = model.apply({"params": p}, ids, method=model.phi)
     return jnp.sum(word_max(keep, word_ids, ids.shape[1]))
   grads = jax.jit(jax.grad(loss))(params)
   assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads["word_mask"]))
@@ -162,7 +162,7 @@ def test_no_mask_means_no_keep_prob_and_unit_importance():
   def run(rng):
     params = model.init(rng, ids)["params"]
     return params, model.apply({"params": params}, ids), model.apply({"params": params}, ids,
-                                                                     method=model.piece_importance)
+                                                                     method=model.phi)
   params, out, importance = jax.jit(run)(jax.random.PRNGKey(0))
   assert set(params) == {"encoder", "classifier"}
   assert set(out) == {"logits", "token_mask", "input_mask"}

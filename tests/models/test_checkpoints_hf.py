@@ -113,7 +113,7 @@ def test_base_model_names_extras_and_absent_head(tiny_checkpoint, tmp_path, capl
                                 full["encoder"]["layers_1"]["output"]["kernel"])
   assert params["classifier"]["kernel"].shape == (16, 4)
   out = model.apply({"params": params}, jnp.array([[101, 5, 6, 102, 0]]))
-  assert out["logits"].shape == (1, 4) and "keep_prob" in out
+  assert out["logits"].shape == (1, 4) and "phi" in out
 
 
 def test_checkpoint_head_is_kept_when_it_fits(tiny_checkpoint, caplog):

@@ -131,11 +131,11 @@ def test_word_mask_on_deberta():
   def run(rng):
     p = model.init(rng, ids)["params"]
     return (p, model.apply({"params": p}, ids, deterministic=True),
-            model.apply({"params": p}, ids, method=model.piece_importance),
+            model.apply({"params": p}, ids, method=model.phi),
             model.apply({"params": p}, ids, deterministic=False, rngs={"mask": rng}))
   params, inference, importance, training = jax.jit(run)(jax.random.PRNGKey(1))
   assert set(params) == {"encoder", "word_mask", "pooler", "classifier"}
-  np.testing.assert_allclose(inference["keep_prob"], importance, rtol=1e-6)
+  np.testing.assert_allclose(inference["phi"], importance, rtol=1e-6)
   np.testing.assert_array_equal(inference["token_mask"], (ids > 2))
   assert np.all(np.isfinite(training["logits"]))
   assert np.abs(np.asarray(training["logits"] - inference["logits"])).max() > 0

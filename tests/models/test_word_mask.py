@@ -59,11 +59,11 @@ def test_classifier_importance_is_the_token_keep_probability():
   ids = jnp.array([[5, 6, 7, 8, 9, 0]])
   params = model.init(jax.random.PRNGKey(0), ids)["params"]
   out = model.apply({"params": params}, ids)
-  phi = model.apply({"params": params}, ids, method=model.importance)
-  np.testing.assert_allclose(out["keep_prob"][:, :5], phi[:, :5], rtol=1e-6)   # real tokens
+  phi = model.apply({"params": params}, ids, method=model.phi)
+  np.testing.assert_allclose(out["phi"][:, :5], phi[:, :5], rtol=1e-6)   # real tokens
   no_mask = build_word_classifier(c, 30, 2, 8, with_mask=False)
   p2 = no_mask.init(jax.random.PRNGKey(0), ids)["params"]
-  assert "word_mask" not in p2 and "keep_prob" not in no_mask.apply({"params": p2}, ids)
+  assert "word_mask" not in p2 and "phi" not in no_mask.apply({"params": p2}, ids)
 
 
 def test_word_models_do_not_depend_on_padding_length():

@@ -17,7 +17,7 @@ KEEP = jnp.array([[[0.5, 0.8, 0.2], [0.5, 0.3, 0.2]],
                   [[0.9, 0.1, 0.5], [0.1, 0.1, 0.1]]])
 BATCH = {"ids": jnp.array([[4, 5, 0], [7, 8, 9]]), "adv_ids": jnp.array([[4, 6, 0], [7, 8, 9]]),
          "label": jnp.array([0, 1]), "has_adv": jnp.array([1, 0]), "weight": jnp.array([1.0, 1.0])}
-OUTPUTS = {"logits": LOGITS, "keep_prob": KEEP, "word_keep_prob": KEEP,   # a word model: a position is a word
+OUTPUTS = {"logits": LOGITS, "phi": KEEP, "word_phi": KEEP,   # a word model: a position is a word
            "token_mask": BATCH["ids"][:, None] != 0}
 OUTPUTS["token_mask"] = jnp.stack([BATCH["ids"] != 0, BATCH["adv_ids"] != 0], axis=1)
 
