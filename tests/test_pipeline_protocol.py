@@ -68,7 +68,7 @@ def test_continuous_schedule_attacks_the_last_epoch_and_keeps_the_best_adversari
   evaluated = json.loads((reference / "results.json").read_text())
   assert evaluated["dev_after_attack"]["textfooler"]["num_examples"] == 6
   assert not (reference / "attacks" / "test_textfooler.jsonl").exists()
-  from flat_jax.pipeline import dev_sample
+  from flat_jax.run_evaluation import dev_sample
   records = [json.loads(l) for l in (reference / "attacks" / "dev_textfooler.jsonl").open()]
   assert [r["index"] for r in records] == dev_sample(452, 6)
 

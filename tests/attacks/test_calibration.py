@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from flat_jax import pipeline
+from flat_jax import pipeline, run_evaluation
 from flat_jax.attacks import calibration, resources
 from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
 from flat_jax.attacks.generate import AttackJob, attack_examples, read_records
@@ -107,17 +107,17 @@ def test_interpretation_is_redone_for_pairs_made_at_another_temperature(model_di
   (out / "results.json").write_text("{}")
   for name in ("config.json", "vocab.json", "checkpoints"):
     (out / name).symlink_to(model_dir / name)
-  key = pipeline._records_key(records, 2.0, "")
-  pipeline._interpret(config, out, results, "pwws", records, stage, key)
+  key = run_evaluation.records_key(records, 2.0, "")
+  run_evaluation.interpret(config, out, results, "pwws", records, stage, key)
   redone = results["interpretation"]["ig"]["pwws"]
   assert redone["temperature"] == 2.0 and redone["kendall_tau"] != 9.0 and redone["num_pairs"] > 0
   redone["kendall_tau"] = 8.0   # kept when the pairs' temperature matches
-  pipeline._interpret(config, out, results, "pwws", records, stage, key)
+  run_evaluation.interpret(config, out, results, "pwws", records, stage, key)
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] == 8.0
   # and redone when the records are others (more of them, or under another attack budget)
-  pipeline._interpret(config, out, results, "pwws", records, stage, pipeline._records_key(records[:4], 2.0, ""))
+  run_evaluation.interpret(config, out, results, "pwws", records, stage, run_evaluation.records_key(records[:4], 2.0, ""))
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 8.0
   results["interpretation"]["ig"]["pwws"]["kendall_tau"] = 7.0
-  pipeline._interpret(config, out, results, "pwws", records[:4], stage,
-                      pipeline._records_key(records[:4], 2.0, "textdefender"))
+  run_evaluation.interpret(config, out, results, "pwws", records[:4], stage,
+                      run_evaluation.records_key(records[:4], 2.0, "textdefender"))
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 7.0
