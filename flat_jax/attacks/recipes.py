@@ -89,6 +89,8 @@ def _with_budget(attack, name: str, budget: dict, res: AttackResources, encoder_
   from textattack.constraints.semantics import WordEmbeddingDistance
   from textattack.goal_functions import UntargetedClassification
   from textattack.transformations import WordSwapEmbedding
+
+  from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
   transformation = attack.transformation
   # the recipe's own limits stay (Gene and IGA's 20%, HotFlip's two words): the stricter one holds
   constraints = list(attack.pre_transformation_constraints) + list(attack.constraints)
@@ -97,7 +99,7 @@ def _with_budget(attack, name: str, budget: dict, res: AttackResources, encoder_
                                        embedding=resources.load_synonym_embedding(res.synonym_vectors or None))
     constraints = [c for c in constraints if not isinstance(c, WordEmbeddingDistance)]
   constraints.append(MaxWordsPerturbed(max_percent=budget["max_percent"]))
-  constraints.append(resources.OfflineSentenceEncoder(
+  constraints.append(OfflineSentenceEncoder(
       threads=encoder_threads, threshold=budget["similarity"], metric="angular",
       compare_against_original=False, window_size=15, skip_text_shorter_than_window=True))
   goal = UntargetedClassification(attack.goal_function.model, query_budget=budget["query_budget"])
@@ -121,6 +123,9 @@ def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResourc
                                           WordMergeMaskedLM, WordSwapEmbedding, WordSwapMaskedLM,
                                           WordSwapWordNet)
 
+  from flat_jax.attacks.resources.textattack_components import (OfflineSentenceEncoder,
+                                                                SpacyPartOfSpeech)
+
   if name not in RECIPES:
     raise ValueError(f"unknown attack recipe {name!r}; choose from {', '.join(RECIPES)}")
   goal = UntargetedClassification(model_wrapper, query_budget=res.query_budget or float("inf"))
@@ -129,7 +134,7 @@ def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResourc
     return resources.load_synonym_embedding(res.synonym_vectors or None)
 
   def sentence_encoder(**kwargs):
-    return resources.OfflineSentenceEncoder(threads=encoder_threads, **kwargs)
+    return OfflineSentenceEncoder(threads=encoder_threads, **kwargs)
 
   if name == "textfooler":
     embedding = synonym_space()
@@ -138,7 +143,7 @@ def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResourc
     constraints = [RepeatModification(), StopwordModification(stopwords=stopwords),
                    WordEmbeddingDistance(embedding=embedding,
                                          min_cos_sim=_embedding_threshold(res, 0.5)),
-                   resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
+                   SpacyPartOfSpeech(allow_verb_noun_swap=True),
                    sentence_encoder(threshold=0.840845057, metric="angular",
                                     compare_against_original=False, window_size=15,
                                     skip_text_shorter_than_window=True)]
@@ -178,7 +183,7 @@ def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResourc
     constraints = [RepeatModification(), StopwordModification(),
                    MaxWordsPerturbed(max_num_words=hotflip.MAX_WORDS),
                    WordEmbeddingDistance(embedding=embedding, min_cos_sim=min_cos),
-                   resources.SpacyPartOfSpeech(allow_verb_noun_swap=True)]
+                   SpacyPartOfSpeech(allow_verb_noun_swap=True)]
     return textattack.Attack(goal, constraints, hotflip.gradient_synonym_swap(bridge, embedding, min_cos),
                              BeamSearch(beam_width=hotflip.BEAM_WIDTH))
   if name == "pso":
@@ -205,7 +210,7 @@ def _build_recipe(name: str, model_wrapper, res: AttackResources = AttackResourc
   transformation = WordSwapMaskedLM(method="bae", masked_language_model=masked_lm, tokenizer=tokenizer,
                                     max_candidates=50, min_confidence=0.0)
   constraints = [RepeatModification(), StopwordModification(),
-                 resources.SpacyPartOfSpeech(allow_verb_noun_swap=True),
+                 SpacyPartOfSpeech(allow_verb_noun_swap=True),
                  sentence_encoder(threshold=0.936338023, metric="cosine",
                                   compare_against_original=True, window_size=15,
                                   skip_text_shorter_than_window=True)]

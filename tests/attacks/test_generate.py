@@ -9,18 +9,12 @@ import time
 
 import pytest
 
-from flat_jax.attacks import resources
 from flat_jax.attacks.generate import AttackJob, attack_examples, read_records, summarize
 
 
 @pytest.fixture(scope="module")
 def test_split(sst2_splits):
   return sst2_splits.test
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm(tmp_path_factory):
-  return resources.make_tiny_masked_lm(tmp_path_factory.mktemp("mlm"))
 
 
 def _job(model_dir, recipe, **kw):

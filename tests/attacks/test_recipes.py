@@ -33,9 +33,9 @@ def test_synonym_min_cos_sets_the_bound_of_every_embedding_swap_recipe(wrapper, 
   assert loose == [(0.6, None)]
 
 
-def test_more_candidates_under_a_looser_bound(wrapper):
+def test_more_candidates_under_a_looser_bound(wrapper, synonym_precision):
   """0.6 admits several times the calibrated bound's candidates (the official vectors' count)."""
   space = resources.load_synonym_embedding()
-  tight = resources.synonym_precision(space, resources.SYNONYM_MIN_COS)["candidates_per_word"]
-  loose = resources.synonym_precision(space, 0.6)["candidates_per_word"]
+  tight = synonym_precision(space, resources.SYNONYM_MIN_COS)["candidates_per_word"]
+  loose = synonym_precision(space, 0.6)["candidates_per_word"]
   assert loose > 3 * tight

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from flat_jax.attacks import resources
+from flat_jax.attacks.resources import synonym_space, wordnet
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +103,7 @@ def test_prepare_is_idempotent(cache_dir):
 
 
 def test_missing_wordnet_says_what_to_install(tmp_path, monkeypatch):
-  monkeypatch.setattr(resources, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
+  monkeypatch.setattr(wordnet, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
   with pytest.raises(resources.ResourceError, match="wordnet-base and wordnet-sense-index"):
     resources.install_nltk_data(tmp_path / "cache")
 
@@ -113,11 +114,11 @@ def test_nltk_own_wordnet_is_used_without_debian_files(tmp_path, monkeypatch, ca
   import nltk.data
   own = tmp_path / "user_nltk_data"
   shutil.copytree(cache_dir / "nltk_data" / "corpora" / "wordnet", own / "corpora" / "wordnet")
-  monkeypatch.setattr(resources, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
+  monkeypatch.setattr(wordnet, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
   monkeypatch.setattr(nltk.data, "path", [str(own)] + list(nltk.data.path))
   monkeypatch.setenv("NLTK_DATA", os.environ.get("NLTK_DATA", ""))   # restored for later workers
   resources.install_nltk_data(tmp_path / "cache")
-  assert resources.WORDNET_SOURCE == f"NLTK's WordNet at {own / 'corpora' / 'wordnet'}"
+  assert wordnet.WORDNET_SOURCE == f"NLTK's WordNet at {own / 'corpora' / 'wordnet'}"
   assert not (tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet").exists()   # nothing copied
 
 
@@ -159,21 +160,21 @@ def test_synonym_candidates_are_synonyms(synonyms):
   assert synonyms.get_cos_sim("clever", "stupid") < 0.2
 
 
-def test_synonym_precision_at_the_calibrated_threshold(synonyms):
-  report = resources.synonym_precision(synonyms, resources.SYNONYM_MIN_COS)
+def test_synonym_precision_at_the_calibrated_threshold(synonyms, synonym_precision):
+  report = synonym_precision(synonyms, resources.SYNONYM_MIN_COS)
   print(f"\nsynonym precision at cos >= {report['threshold']}: {report['precision']:.3f}, "
         f"{report['candidates_per_word']:.1f} candidates per word over {report['words']} words")
   assert report["words"] >= 50
   assert report["precision"] >= 0.7
   assert 3 <= report["candidates_per_word"] <= 20
-  looser = resources.synonym_precision(synonyms, resources.SYNONYM_MIN_COS - 0.1)
+  looser = synonym_precision(synonyms, resources.SYNONYM_MIN_COS - 0.1)
   assert looser["precision"] < report["precision"]
   assert looser["candidates_per_word"] > report["candidates_per_word"]
 
 
 def test_synonym_space_loads_from_the_disk_cache(synonyms):
   assert resources.load_synonym_embedding() is synonyms
-  resources._loaded_embeddings.clear()
+  synonym_space._loaded_embeddings.clear()
   started = time.time()
   reloaded = resources.load_synonym_embedding()
   assert time.time() - started < 5.0
@@ -207,8 +208,9 @@ def _swaps(text, index, *words):
 
 
 def test_sentence_encoder_prefers_paraphrases_and_pickles(cache_dir):
-  encoder = resources.OfflineSentenceEncoder(threshold=0.8, metric="angular", window_size=15,
-                                             skip_text_shorter_than_window=False)
+  from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
+  encoder = OfflineSentenceEncoder(threshold=0.8, metric="angular", window_size=15,
+                                   skip_text_shorter_than_window=False)
   embeddings = encoder.encode(["the film was a delight from start to finish",
                                "the movie was a joy from beginning to end",
                                "interest rates rose sharply in the third quarter"])
@@ -226,16 +228,18 @@ def test_sentence_encoder_prefers_paraphrases_and_pickles(cache_dir):
 
 
 def test_sentence_encoder_real_use_needs_tensorflow(tmp_path, cache_dir):
-  encoder = resources.OfflineSentenceEncoder(model_path=str(tmp_path))
+  from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
+  encoder = OfflineSentenceEncoder(model_path=str(tmp_path))
   with pytest.raises(resources.ResourceError, match="tensorflow"):
     encoder.encode(["a sentence"])
   with pytest.raises(resources.ResourceError, match="large"):
-    resources.OfflineSentenceEncoder(large=True)
+    OfflineSentenceEncoder(large=True)
 
 
 def test_spacy_part_of_speech(cache_dir):
+  from flat_jax.attacks.resources.textattack_components import SpacyPartOfSpeech
   assert resources.spacy_tags(["the", "movie", "is", "good"]) == ["DET", "NOUN", "VERB", "ADJ"]
-  constraint = resources.SpacyPartOfSpeech()
+  constraint = SpacyPartOfSpeech()
   original, (fine, quickly) = _swaps("the acting is good and the story is fun", 3, "fine",
                                      "quickly")
   assert constraint._check_constraint(fine, original)
@@ -246,13 +250,12 @@ def test_spacy_part_of_speech(cache_dir):
   assert copy._check_constraint(fine, original) and not copy._check_constraint(quickly, original)
 
 
-def test_masked_lm(tmp_path, cache_dir):
+def test_masked_lm(tmp_path, cache_dir, tiny_mlm):
   with pytest.raises(resources.ResourceError, match="none exists offline"):
     resources.load_masked_lm("")
   with pytest.raises(resources.ResourceError, match="config.json"):
     resources.load_masked_lm(tmp_path)
-  folder = resources.make_tiny_masked_lm(tmp_path / "tiny_mlm", num_words=500)
-  model, tokenizer = resources.load_masked_lm(folder)
+  model, tokenizer = resources.load_masked_lm(tiny_mlm)
   assert not model.training
   encoded = tokenizer("the movie is [MASK] .", return_tensors="pt")
   assert tokenizer.unk_token_id not in encoded["input_ids"][0].tolist()
@@ -275,6 +278,9 @@ def test_fast_paths_match_textattack(cache_dir, synonyms):
   from textattack.shared import WordEmbedding, attacked_text
   from textattack.shared.utils import strings
 
+  from flat_jax.attacks.resources.textattack_components import (OfflineSentenceEncoder,
+                                                                SpacyPartOfSpeech)
+
   lists = [["the", "movie", "is", "good"], ["run", "is", "a", "run"], ["what", "is", "it", "?"],
            ["a", " ", "b"]]
   for tagset in ("universal", "upos", "ptb"):
@@ -284,15 +290,15 @@ def test_fast_paths_match_textattack(cache_dir, synonyms):
 
   original, swapped = _swaps("the acting is good and the story is fun", 3,
                              "fine", "quickly", "nice", "well", "running", "bad")
-  batched = resources.SpacyPartOfSpeech()
-  one_by_one = resources.SpacyPartOfSpeech()
+  batched = SpacyPartOfSpeech()
+  one_by_one = SpacyPartOfSpeech()
   expected = [t for t in swapped if PartOfSpeech._check_constraint(one_by_one, t, original)]
   assert batched._check_constraint_many(swapped, original) == expected
   assert 0 < len(expected) < len(swapped)
 
-  encoder = resources.OfflineSentenceEncoder(threshold=0.84, metric="angular", window_size=15,
-                                             skip_text_shorter_than_window=True,
-                                             compare_against_original=False)
+  encoder = OfflineSentenceEncoder(threshold=0.84, metric="angular", window_size=15,
+                                   skip_text_shorter_than_window=True,
+                                   compare_against_original=False)
   fast = encoder._check_constraint_many(swapped, original)
   assert encoder._model is None                         # short texts: nothing encoded
   scores = [t.attack_attrs.pop("similarity_score") for t in swapped]
