@@ -7,6 +7,7 @@ The workdir must hold a trained CNN (e.g. the README's sst2_cnn run). Both sides
 the same batches TextAttack sends (lists of up to 32); the bridge's cache is cleared per repeat so
 every query runs the model. torch gets as many threads as JAX's CPU client uses.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,20 +35,22 @@ def torch_cnn(trained):
       self.convs = nn.ModuleList()
       for k in kernels:
         conv = nn.Conv1d(emb.shape[1], trained.config.model.cnn_num_filters, k)
-        w = np.asarray(params["encoder"][f"conv_{k}"]["kernel"])          # (k, in, out)
+        w = np.asarray(params["encoder"][f"conv_{k}"]["kernel"])  # (k, in, out)
         conv.weight.data = torch.tensor(np.transpose(w, (2, 1, 0)).copy())
         conv.bias.data = torch.tensor(np.asarray(params["encoder"][f"conv_{k}"]["bias"]))
         self.convs.append(conv)
-      self.head = nn.Linear(len(kernels) * trained.config.model.cnn_num_filters, trained.num_classes)
+      self.head = nn.Linear(
+        len(kernels) * trained.config.model.cnn_num_filters, trained.num_classes
+      )
       self.head.weight.data = torch.tensor(np.asarray(params["head"]["kernel"]).T.copy())
       self.head.bias.data = torch.tensor(np.asarray(params["head"]["bias"]))
 
     def forward(self, ids):
       real = (ids != 0).float()
-      x = (self.embed(ids) * real[..., None]).transpose(1, 2)              # (B, D, L)
+      x = (self.embed(ids) * real[..., None]).transpose(1, 2)  # (B, D, L)
       pooled = []
       for k, conv in zip(kernels, self.convs):
-        h = torch.relu(conv(nn.functional.pad(x, (0, k - 1))))            # (B, F, L)
+        h = torch.relu(conv(nn.functional.pad(x, (0, k - 1))))  # (B, F, L)
         pooled.append((h * real[:, None, :]).max(dim=2).values)
       return self.head(torch.cat(pooled, dim=1))
 
@@ -62,6 +65,7 @@ def main():
   args = parser.parse_args()
 
   from flat_jax.attacks import resources
+
   resources.prepare_textattack_environment()
   import torch
   from textattack.models.wrappers import PyTorchModelWrapper
@@ -75,18 +79,18 @@ def main():
   trained = load_trained(args.workdir)
   if trained.config.model.name != "cnn" or "word_mask" in trained.params:
     raise SystemExit(f"{args.workdir}: needs a base CNN run")
-  threads = os.cpu_count()   # XLA's CPU client uses every core
+  threads = os.cpu_count()  # XLA's CPU client uses every core
   torch.set_num_threads(threads)
   texts = load_dataset(preset("sst2", "cnn").data).train.texts
   # TextAttack queries many near-duplicates of one text; drop one word at a time like WIR does
   queries = []
   for text in texts:
     words = text.split()
-    queries.extend(" ".join(words[:i] + words[i + 1:]) for i in range(len(words)))
+    queries.extend(" ".join(words[:i] + words[i + 1 :]) for i in range(len(words)))
     if len(queries) >= args.texts:
       break
-  queries = queries[:args.texts]
-  batches = [queries[i:i + 32] for i in range(0, len(queries), 32)]
+  queries = queries[: args.texts]
+  batches = [queries[i : i + 32] for i in range(0, len(queries), 32)]
   max_length = trained.config.data.max_length
 
   class Tokenizer:
@@ -102,20 +106,23 @@ def main():
 
   def run_torch():
     with torch.no_grad():
-      logits = np.concatenate([np.asarray(torch_wrapper(b)) for b in batches])   # it returns numpy
+      logits = np.concatenate([np.asarray(torch_wrapper(b)) for b in batches])  # it returns numpy
     return np.exp(logits - logits.max(-1, keepdims=True)) / np.exp(
-        logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
+      logits - logits.max(-1, keepdims=True)
+    ).sum(-1, keepdims=True)
 
-  jax_probs, torch_probs = run_bridge(), run_torch()           # warm-up, and the same function?
+  jax_probs, torch_probs = run_bridge(), run_torch()  # warm-up, and the same function?
   diff = float(np.abs(jax_probs - torch_probs).max())
   times = {"jax": [], "torch": []}
-  for _ in range(args.repeats):                                # interleaved A/B
+  for _ in range(args.repeats):  # interleaved A/B
     for name, fn in (("jax", run_bridge), ("torch", run_torch)):
       t0 = time.perf_counter()
       fn()
       times[name].append(time.perf_counter() - t0)
   qps = {k: len(queries) / statistics.median(v) for k, v in times.items()}
-  print(f"queries: {len(queries)} in batches of 32, torch threads {threads}, max |p_jax - p_torch| = {diff:.2e}")
+  print(
+    f"queries: {len(queries)} in batches of 32, torch threads {threads}, max |p_jax - p_torch| = {diff:.2e}"
+  )
   print(f"| side | queries/s (median of {args.repeats}) |")
   print("|---|---|")
   print(f"| flat_jax bridge (jit, buckets) | {qps['jax']:.0f} |")

@@ -15,6 +15,7 @@ Real SST-2 test sentences at the SST-2 length (50), randomly initialised CNN and
 Compilation is excluded: each side runs once before timing. The sides take turns in every repeat
 (fair under a changing machine load); the median of the repeats is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,14 @@ def sst2_batch(batch: int):
 
 def model_fns(name: str, vocab_size: int, embed_dim: int, with_mask: bool):
   """(params, embed_fn, logits_fn, torch model with the same weights)."""
-  pair = build_pair(name, "flat" if with_mask else "base", vocab_size=vocab_size, embed_dim=embed_dim,
-                    dropout=0.0)
+  pair = build_pair(
+    name, "flat" if with_mask else "base", vocab_size=vocab_size, embed_dim=embed_dim, dropout=0.0
+  )
   model, params = pair.flax_model, pair.params
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
-                                               method=model.classify_embedded)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply(
+    {"params": p}, e, ids, deterministic=True, method=model.classify_embedded
+  )["logits"]
   return params, embed_fn, logits_fn, pair.torch_model.eval()
 
 
@@ -78,7 +81,7 @@ def median_seconds(fns, repeats: int) -> list[float]:
   """Median wall time of each fn; the fns take turns in every repeat, so a change in machine load
   hits all of them alike."""
   for fn in fns:
-    jax.block_until_ready(fn())        # warm-up: compilation
+    jax.block_until_ready(fn())  # warm-up: compilation
   times = [[] for _ in fns]
   for _ in range(repeats):
     for fn, t in zip(fns, times):
@@ -101,26 +104,37 @@ def main():
   args = parser.parse_args()
 
   vocab_size, ids, mask = sst2_batch(args.batch)
-  print(f"device {jax.devices()[0].device_kind} ({jax.default_backend()}), batch {ids.shape[0]}, "
-        f"length {MAX_LENGTH}, steps {args.steps}, word mask {args.with_mask}, "
-        f"median of {args.repeats}")
+  print(
+    f"device {jax.devices()[0].device_kind} ({jax.default_backend()}), batch {ids.shape[0]}, "
+    f"length {MAX_LENGTH}, steps {args.steps}, word mask {args.with_mask}, "
+    f"median of {args.repeats}"
+  )
   torch.set_num_threads(args.torch_threads or torch.get_num_threads())
   torch_ids = torch.as_tensor(np.array(ids), dtype=torch.long)
   for name in args.models.split(","):
-    params, embed_fn, logits_fn, torch_model = model_fns(name, vocab_size, args.embed_dim, args.with_mask)
+    params, embed_fn, logits_fn, torch_model = model_fns(
+      name, vocab_size, args.embed_dim, args.with_mask
+    )
     ig = make_integrated_gradients(embed_fn, logits_fn, args.steps, args.batch_chunk or None)
     ours = np.asarray(ig(params, ids, mask)["attributions"])
     theirs = torch_integrated_gradients(torch_model, torch_ids, args.steps).numpy()
-    vectorised, loop, captum_style = median_seconds([
+    vectorised, loop, captum_style = median_seconds(
+      [
         lambda: ig(params, ids, mask)["attributions"],
-        lambda: integrated_gradients_loop(embed_fn, logits_fn, params, ids, mask,
-                                          steps=args.steps)["attributions"],
-        lambda: torch_integrated_gradients(torch_model, torch_ids, args.steps)], args.repeats)
+        lambda: integrated_gradients_loop(embed_fn, logits_fn, params, ids, mask, steps=args.steps)[
+          "attributions"
+        ],
+        lambda: torch_integrated_gradients(torch_model, torch_ids, args.steps),
+      ],
+      args.repeats,
+    )
     n = ids.shape[0]
-    print(f"{name:5s} vectorised {n / vectorised:8.1f} ex/s ({vectorised * 1e3:8.1f} ms/batch)   "
-          f"loop {n / loop:8.1f} ex/s   torch captum-style {n / captum_style:8.1f} ex/s   "
-          f"speed-up x{loop / vectorised:.2f} vs loop, x{captum_style / vectorised:.2f} vs torch   "
-          f"max |ours - torch| {np.abs(ours - theirs).max():.1e}")
+    print(
+      f"{name:5s} vectorised {n / vectorised:8.1f} ex/s ({vectorised * 1e3:8.1f} ms/batch)   "
+      f"loop {n / loop:8.1f} ex/s   torch captum-style {n / captum_style:8.1f} ex/s   "
+      f"speed-up x{loop / vectorised:.2f} vs loop, x{captum_style / vectorised:.2f} vs torch   "
+      f"max |ours - torch| {np.abs(ours - theirs).max():.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ flat_jax/models/lstm.py.
 
 Batch 128 = 64 rows x (original, twin), the shape of a FLAT step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def hoisted_scan(params, x, hidden):
   w_in = jnp.concatenate([cell[f"i{g}"]["kernel"] for g in "ifgo"], 1)
   w_h = jnp.concatenate([cell[f"h{g}"]["kernel"] for g in "ifgo"], 1)
   bias = jnp.concatenate([cell[f"h{g}"]["bias"] for g in "ifgo"])
-  projected = jnp.einsum("bld,dg->lbg", x, w_in) + bias          # (L, B, 4H)
+  projected = jnp.einsum("bld,dg->lbg", x, w_in) + bias  # (L, B, 4H)
 
   def step(carry, xp):
     c, h = carry
@@ -82,12 +83,20 @@ def _hand_backward(residuals, d_outputs):
     i, f, g, o = jnp.split(gate, 4, -1)
     dh = dh_out + dh_next
     dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-    dz = jnp.concatenate([dc * g * i * (1 - i), dc * c_before * f * (1 - f), dc * i * (1 - g * g),
-                          dh * tanh_c * o * (1 - o)], -1)
+    dz = jnp.concatenate(
+      [
+        dc * g * i * (1 - i),
+        dc * c_before * f * (1 - f),
+        dc * i * (1 - g * g),
+        dh * tanh_c * o * (1 - o),
+      ],
+      -1,
+    )
     return (dz @ w_h.T, dc * f), dz
 
-  _, dz = jax.lax.scan(step, (zeros, zeros), (jnp.swapaxes(d_outputs, 0, 1), gates, tanh_cs, c_prev),
-                       reverse=True)
+  _, dz = jax.lax.scan(
+    step, (zeros, zeros), (jnp.swapaxes(d_outputs, 0, 1), gates, tanh_cs, c_prev), reverse=True
+  )
   length, batch, gates_dim = dz.shape
   dz_flat = dz.reshape(-1, gates_dim)
   h_prev = jnp.concatenate([zeros[None], hs[:-1]], 0).reshape(-1, hs.shape[-1])
@@ -119,27 +128,35 @@ def main():
 
   x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, args.length, args.embed_dim))
   params = nn.RNN(nn.OptimizedLSTMCell(args.hidden)).init(jax.random.PRNGKey(1), x)["params"]
-  variants = {"flax nn.RNN(OptimizedLSTMCell)": flax_rnn, "hoisted input projection + lax.scan": hoisted_scan,
-              "hoisted + hand-written backward (custom_vjp)": hand_vjp}
-  np.testing.assert_allclose(hoisted_scan(params, x, args.hidden), flax_rnn(params, x, args.hidden),
-                             atol=1e-5)   # the same function
+  variants = {
+    "flax nn.RNN(OptimizedLSTMCell)": flax_rnn,
+    "hoisted input projection + lax.scan": hoisted_scan,
+    "hoisted + hand-written backward (custom_vjp)": hand_vjp,
+  }
+  np.testing.assert_allclose(
+    hoisted_scan(params, x, args.hidden), flax_rnn(params, x, args.hidden), atol=1e-5
+  )  # the same function
   loss = lambda fn: lambda p, x: jnp.sum(jnp.tanh(fn(p, x, args.hidden)).max(1))
-  for a, b in zip(jax.tree.leaves(jax.grad(loss(hand_vjp), argnums=(0, 1))(params, x)),
-                  jax.tree.leaves(jax.grad(loss(flax_rnn), argnums=(0, 1))(params, x))):
-    np.testing.assert_allclose(a, b, atol=1e-4)   # the same gradients
+  for a, b in zip(
+    jax.tree.leaves(jax.grad(loss(hand_vjp), argnums=(0, 1))(params, x)),
+    jax.tree.leaves(jax.grad(loss(flax_rnn), argnums=(0, 1))(params, x)),
+  ):
+    np.testing.assert_allclose(a, b, atol=1e-4)  # the same gradients
   steps = {}
   for name, fn in variants.items():
     loss = lambda p, x, fn=fn: jnp.sum(jnp.tanh(fn(p, x, args.hidden)).max(1))
     steps[name] = jax.jit(jax.grad(loss, argnums=(0, 1)))
     jax.block_until_ready(steps[name](params, x))
   times = {name: [] for name in steps}
-  for _ in range(args.repeats):                  # interleaved
+  for _ in range(args.repeats):  # interleaved
     for name, step in steps.items():
       t0 = time.perf_counter()
       jax.block_until_ready(step(params, x))
       times[name].append(time.perf_counter() - t0)
   base = statistics.median(times[next(iter(times))])
-  print(f"LSTM forward+backward, batch {args.batch}, length {args.length}, {args.embed_dim} -> {args.hidden}")
+  print(
+    f"LSTM forward+backward, batch {args.batch}, length {args.length}, {args.embed_dim} -> {args.hidden}"
+  )
   print("| variant | ms (median) | speed-up |")
   print("|---|---|---|")
   for name, t in times.items():

@@ -14,6 +14,7 @@ Batches are the rows flat_jax trains on: numpy dicts with ids, label, weight, in
 flat, the adversarial twin (adv_ids, has_adv, replaced). A row's texts go through one forward pass
 together, and outputs carry a text axis (B, T, ...) as in flat_jax.training.objectives.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ PAD_ID = 0
 
 
 # ---- the variational word mask ----
+
 
 class TorchWordMask(nn.Module):
   """Linear -> tanh -> Linear to [drop, keep] logits per token. Training multiplies by a hard
@@ -54,6 +56,7 @@ class TorchWordMask(nn.Module):
 
 # ---- word-level models ----
 
+
 class TorchCNN(nn.Module):
   """Kim CNN as flat_jax.models.cnn: the end zero-padded by k-1, ReLU, and only windows that start
   on a real token pooled (max over time), then dropout."""
@@ -66,10 +69,12 @@ class TorchCNN(nn.Module):
     self.out_dim = num_filters * len(self.kernel_sizes)
 
   def forward(self, embedded, token_mask):
-    x = embedded.transpose(1, 2)                                    # (B, D, L)
+    x = embedded.transpose(1, 2)  # (B, D, L)
     starts_on_token = token_mask[:, None, :].to(x.dtype)
-    pooled = [(torch.relu(conv(F.pad(x, (0, k - 1)))) * starts_on_token).amax(dim=2)
-              for k, conv in zip(self.kernel_sizes, self.convs)]
+    pooled = [
+      (torch.relu(conv(F.pad(x, (0, k - 1)))) * starts_on_token).amax(dim=2)
+      for k, conv in zip(self.kernel_sizes, self.convs)
+    ]
     return self.dropout(torch.cat(pooled, dim=1))
 
 
@@ -87,15 +92,21 @@ class TorchLSTM(nn.Module):
     outputs, _ = self.lstm(self.dropout(embedded))
     outputs = torch.tanh(outputs).masked_fill(~token_mask[..., None], float("-inf"))
     pooled = outputs.amax(dim=1)
-    pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))   # no tokens
+    pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))  # no tokens
     return self.dropout(torch.tanh(pooled))
 
 
 class TorchWordClassifier(nn.Module):
   """Frozen embeddings (<pad> is the zero vector) -> optional word mask -> encoder -> head."""
 
-  def __init__(self, encoder: nn.Module, vocab_size: int, embed_dim: int, num_classes: int,
-               mask_hidden: int | None = None):
+  def __init__(
+    self,
+    encoder: nn.Module,
+    vocab_size: int,
+    embed_dim: int,
+    num_classes: int,
+    mask_hidden: int | None = None,
+  ):
     super().__init__()
     self.embed = nn.Embedding(vocab_size, embed_dim)
     self.embed.weight.requires_grad_(False)
@@ -120,18 +131,31 @@ class TorchWordClassifier(nn.Module):
 
 # ---- BERT ----
 
+
 class TorchBertClassifier(nn.Module):
   """Hugging Face BertModel with the word mask on the embedding-layer output. [CLS], [SEP] and
   padding always get the value 1 (flat_jax.models.bert's choice; the authors masked them too)."""
 
-  def __init__(self, hf_config, num_classes: int, mask_hidden: int | None = None, *, cls_id: int,
-               sep_id: int, pad_id: int = 0):
+  def __init__(
+    self,
+    hf_config,
+    num_classes: int,
+    mask_hidden: int | None = None,
+    *,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int = 0,
+  ):
     super().__init__()
     from transformers import BertModel
+
     self.bert = BertModel(hf_config, add_pooling_layer=True)
     self.word_mask = TorchWordMask(hf_config.hidden_size, mask_hidden) if mask_hidden else None
-    self.dropout = nn.Dropout(hf_config.classifier_dropout if hf_config.classifier_dropout is not None
-                              else hf_config.hidden_dropout_prob)
+    self.dropout = nn.Dropout(
+      hf_config.classifier_dropout
+      if hf_config.classifier_dropout is not None
+      else hf_config.hidden_dropout_prob
+    )
     self.classifier = nn.Linear(hf_config.hidden_size, num_classes)
     self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
 
@@ -157,18 +181,30 @@ def minilm_hf_config(vocab_size: int = 30522, **overrides):
   """A random MiniLM-size BERT (all-MiniLM-L6: 6 layers, hidden 384, 12 heads, intermediate 1536);
   nothing is downloaded."""
   from transformers import BertConfig as HFBertConfig
-  fields = dict(vocab_size=vocab_size, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                intermediate_size=1536, max_position_embeddings=512)
+
+  fields = dict(
+    vocab_size=vocab_size,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+  )
   fields.update(overrides)
   return HFBertConfig(**fields)
 
 
 # ---- rows -> outputs -> loss ----
 
+
 def row_outputs(model: nn.Module, batch: dict, mask_samples=None) -> dict:
   """One forward pass over every text of the rows; outputs get the text axis (B, T, ...).
   mask_samples: optional (B, T, L) 0/1 samples of the word mask."""
-  texts = torch.stack([batch["ids"], batch["adv_ids"]], 1) if "adv_ids" in batch else batch["ids"][:, None]
+  texts = (
+    torch.stack([batch["ids"], batch["adv_ids"]], 1)
+    if "adv_ids" in batch
+    else batch["ids"][:, None]
+  )
   rows, per_row, length = texts.shape
   flat_samples = None if mask_samples is None else mask_samples.reshape(rows * per_row, length)
   outputs = model(texts.reshape(rows * per_row, length), flat_samples)
@@ -222,8 +258,9 @@ def torch_batch(batch: dict) -> dict:
 
 # ---- weights: Flax params -> torch modules ----
 
+
 def _set(tensor: torch.Tensor, array) -> None:
-  array = np.array(array, np.float32)    # a writable copy: torch refuses read-only buffers
+  array = np.array(array, np.float32)  # a writable copy: torch refuses read-only buffers
   if tuple(tensor.shape) != array.shape:
     raise ValueError(f"shape {array.shape} does not fit the torch parameter {tuple(tensor.shape)}")
   with torch.no_grad():
@@ -231,7 +268,7 @@ def _set(tensor: torch.Tensor, array) -> None:
 
 
 def _load_dense(linear: nn.Linear, params) -> None:
-  _set(linear.weight, np.asarray(params["kernel"]).T)     # Flax (in, out), torch (out, in)
+  _set(linear.weight, np.asarray(params["kernel"]).T)  # Flax (in, out), torch (out, in)
   _set(linear.bias, params["bias"])
 
 
@@ -257,7 +294,9 @@ def load_word_params(model: TorchWordClassifier, params) -> TorchWordClassifier:
   encoder = params["encoder"]
   if isinstance(model.encoder, TorchCNN):
     for k, conv in zip(model.encoder.kernel_sizes, model.encoder.convs):
-      _set(conv.weight, np.transpose(np.asarray(encoder[f"conv_{k}"]["kernel"]), (2, 1, 0)))  # (k,in,out)
+      _set(
+        conv.weight, np.transpose(np.asarray(encoder[f"conv_{k}"]["kernel"]), (2, 1, 0))
+      )  # (k,in,out)
       _set(conv.bias, encoder[f"conv_{k}"]["bias"])
   else:
     (cell,) = encoder.values()
@@ -272,6 +311,7 @@ def bert_state_dict(arch, params) -> dict[str, torch.Tensor]:
   by flat_jax.models.checkpoints_hf's own name map run backwards. Each map entry converts by a
   transpose (dense kernels) or not at all, and both are their own inverse."""
   from flat_jax.models import checkpoints_hf as hf
+
   flat = hf._flatten(params["encoder"])
   state = {}
   for entry in hf.bert_entries(arch) + hf.bert_optional_entries(arch):
@@ -279,13 +319,15 @@ def bert_state_dict(arch, params) -> dict[str, torch.Tensor]:
     converted = entry.convert(array)
     if tuple(converted.shape) != tuple(entry.hf_shape(array.shape)):
       raise ValueError(f"{entry.name}: the name map's conversion is not a transpose or identity")
-    state[entry.name] = torch.from_numpy(np.array(converted, np.float32))   # writable, contiguous
+    state[entry.name] = torch.from_numpy(np.array(converted, np.float32))  # writable, contiguous
   return state
 
 
 def load_bert_params(model: TorchBertClassifier, arch, params) -> TorchBertClassifier:
   missing, unexpected = model.bert.load_state_dict(bert_state_dict(arch, params), strict=False)
-  missing = [m for m in missing if not m.endswith("position_ids") and not m.endswith("token_type_ids")]
+  missing = [
+    m for m in missing if not m.endswith("position_ids") and not m.endswith("token_type_ids")
+  ]
   if missing or unexpected:
     raise ValueError(f"BERT weights do not fit: missing {missing}, unexpected {unexpected}")
   _load_dense(model.classifier, params["classifier"])
@@ -295,24 +337,37 @@ def load_bert_params(model: TorchBertClassifier, arch, params) -> TorchBertClass
 
 # ---- the same model on both sides ----
 
+
 @dataclasses.dataclass
 class Pair:
   """A flat_jax model and its torch twin holding the same weights."""
+
   name: str
   flax_model: object
   params: dict
   torch_model: nn.Module | None
-  arch: object = None     # flat_jax BertConfig for BERT
+  arch: object = None  # flat_jax BertConfig for BERT
 
   def apply_fn(self, params, texts, deterministic, rngs, perturbation=None):
     """The train and eval steps' apply_fn (flat_jax.training.step.model_apply_fn)."""
     from flat_jax.training.step import model_apply_fn
+
     return model_apply_fn(self.flax_model)(params, texts, deterministic, rngs, perturbation)
 
 
-def build_pair(name: str, mode: str, *, vocab_size: int, num_classes: int = 2, embed_dim: int = 300,
-               seed: int = 0, dropout: float | None = None, bert_overrides: dict | None = None,
-               embedding: np.ndarray | None = None, with_torch: bool = True) -> Pair:
+def build_pair(
+  name: str,
+  mode: str,
+  *,
+  vocab_size: int,
+  num_classes: int = 2,
+  embed_dim: int = 300,
+  seed: int = 0,
+  dropout: float | None = None,
+  bert_overrides: dict | None = None,
+  embedding: np.ndarray | None = None,
+  with_torch: bool = True,
+) -> Pair:
   """name: cnn | lstm | bert; with a word mask in mode flat. The Flax model is initialised with
   `seed` (CNN/LSTM get `embedding`, or a random table with a zero <pad> row) and the torch model
   takes its weights (with_torch=False: no torch model, for JAX-only uses). dropout=None keeps the
@@ -327,25 +382,39 @@ def build_pair(name: str, mode: str, *, vocab_size: int, num_classes: int = 2, e
   ids = jnp.full((1, 8), 1, jnp.int32)
   if name in ("cnn", "lstm"):
     from flat_jax.models.classifier import build_word_classifier, with_embedding
+
     if dropout is not None:
       model_config.dropout = dropout
-    flax_model = build_word_classifier(model_config, vocab_size, num_classes, embed_dim, with_mask=with_mask)
-    params = jax.jit(lambda r: flax_model.init(r, ids, deterministic=True))(rng)["params"]   # one compile
+    flax_model = build_word_classifier(
+      model_config, vocab_size, num_classes, embed_dim, with_mask=with_mask
+    )
+    params = jax.jit(lambda r: flax_model.init(r, ids, deterministic=True))(rng)[
+      "params"
+    ]  # one compile
     if embedding is None:
-      embedding = np.random.default_rng(seed).uniform(-0.25, 0.25, (vocab_size, embed_dim)).astype(np.float32)
+      embedding = (
+        np.random.default_rng(seed).uniform(-0.25, 0.25, (vocab_size, embed_dim)).astype(np.float32)
+      )
       embedding[PAD_ID] = 0.0
     params = with_embedding(params, embedding)
     if not with_torch:
       return Pair(name, flax_model, params, None)
-    encoder = (TorchCNN(embed_dim, model_config.cnn_kernel_sizes, model_config.cnn_num_filters, model_config.dropout)
-               if name == "cnn" else TorchLSTM(embed_dim, model_config.lstm_hidden, model_config.dropout))
-    torch_model = TorchWordClassifier(encoder, vocab_size, embed_dim, num_classes,
-                                      model_config.mask_hidden if with_mask else None)
+    encoder = (
+      TorchCNN(
+        embed_dim, model_config.cnn_kernel_sizes, model_config.cnn_num_filters, model_config.dropout
+      )
+      if name == "cnn"
+      else TorchLSTM(embed_dim, model_config.lstm_hidden, model_config.dropout)
+    )
+    torch_model = TorchWordClassifier(
+      encoder, vocab_size, embed_dim, num_classes, model_config.mask_hidden if with_mask else None
+    )
     return Pair(name, flax_model, params, load_word_params(torch_model, params))
   if name != "bert":
     raise ValueError(f"unknown model {name!r}: cnn, lstm or bert")
   from flat_jax.models.bert import BertClassifier, BertConfig
   from flat_jax.models.word_mask import WordMask
+
   overrides = dict(bert_overrides or {})
   if dropout is not None:
     overrides.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
@@ -358,8 +427,13 @@ def build_pair(name: str, mode: str, *, vocab_size: int, num_classes: int = 2, e
   params = _perturbed(params, seed)
   if not with_torch:
     return Pair(name, flax_model, params, None, arch)
-  torch_model = TorchBertClassifier(hf_config, num_classes, model_config.mask_hidden if with_mask else None,
-                                    **special, pad_id=arch.pad_id)
+  torch_model = TorchBertClassifier(
+    hf_config,
+    num_classes,
+    model_config.mask_hidden if with_mask else None,
+    **special,
+    pad_id=arch.pad_id,
+  )
   return Pair(name, flax_model, params, load_bert_params(torch_model, arch, params), arch)
 
 
@@ -367,5 +441,6 @@ def _perturbed(params, seed: int, scale: float = 0.02):
   """Fresh init sets biases to 0 and LayerNorms to (1, 0), which would hide a wrongly mapped bias
   or norm: add noise to every parameter."""
   import jax
+
   rng = np.random.default_rng(seed)
   return jax.tree.map(lambda a: a + rng.normal(0, scale, a.shape).astype(np.float32), params)

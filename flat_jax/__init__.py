@@ -9,6 +9,7 @@ JAX/Flax.
 The API (flat_jax.api) is imported on first use, so `import flat_jax.config` and the other modules
 stay light.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,7 +17,7 @@ from importlib import metadata
 
 try:
   __version__ = metadata.version("flat_jax")
-except metadata.PackageNotFoundError:   # a checkout on sys.path, not installed
+except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
   __version__ = "0.1.0"
 
 __all__ = ["Model", "get_config", "load", "train", "__version__"]

@@ -11,6 +11,7 @@ Everything here goes through the same code as the command line (pipeline.run, th
 checkpoints, the attack bridge, IG): a run trained from Python and one trained with flat-jax are the
 same run.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,7 +32,9 @@ from flat_jax.interpret.pairs import word_attributor_ig
 from flat_jax.training.artifacts import final_stage, load_trained
 
 
-def get_config(name_or_path: str | ml_collections.ConfigDict, **overrides) -> ml_collections.ConfigDict:
+def get_config(
+  name_or_path: str | ml_collections.ConfigDict, **overrides
+) -> ml_collections.ConfigDict:
   """A shipped preset ("sst2_cnn", "default") or a config file, with dotted overrides:
   get_config("trec_cnn", **{"train.epochs": 2, "mode": "flat"}). Validated; ConfigError names a bad key."""
   if isinstance(name_or_path, ml_collections.ConfigDict):
@@ -75,8 +78,10 @@ class Model:
     self._ig = None
 
   def __repr__(self) -> str:
-    return (f"Model({self.config.data.name} {self.config.model.name}-{self.config.mode}, stage "
-            f"{self.stage}, classes {', '.join(self.label_names)})")
+    return (
+      f"Model({self.config.data.name} {self.config.model.name}-{self.config.mode}, stage "
+      f"{self.stage}, classes {', '.join(self.label_names)})"
+    )
 
   def probabilities(self, texts: Sequence[str]) -> np.ndarray:
     """(N, classes) softmax probabilities, the model in inference mode."""
@@ -87,8 +92,14 @@ class Model:
   def predict(self, texts: Sequence[str]) -> list[dict]:
     """Per text: {"label": id, "label_name": name, "probabilities": {name: p}}."""
     probs = self.probabilities(texts)
-    return [{"label": int(p.argmax()), "label_name": self.label_names[int(p.argmax())],
-             "probabilities": {name: float(v) for name, v in zip(self.label_names, p)}} for p in probs]
+    return [
+      {
+        "label": int(p.argmax()),
+        "label_name": self.label_names[int(p.argmax())],
+        "probabilities": {name: float(v) for name, v in zip(self.label_names, p)},
+      }
+      for p in probs
+    ]
 
   def words(self, text: str) -> list[str]:
     """The words the model sees: cleaned, and cut where data.max_length (words or pieces) ends."""
@@ -96,12 +107,14 @@ class Model:
     seen = int(text_encoder.word_ids(text_encoder.inputs([text])).max()) + 1
     return text_encoder.words(text)[:seen]
 
-  def explain(self, text: str, label: int | str | None = None, *, steps: int = 50) -> list[tuple[str, float]]:
+  def explain(
+    self, text: str, label: int | str | None = None, *, steps: int = 50
+  ) -> list[tuple[str, float]]:
     """Integrated gradients of the class probability per word (the predicted class by default),
     as the evaluation computes them: [(word, attribution), ...] in text order."""
     if self._ig is None or self._ig[0] != steps:
       self._ig = (steps, word_attributor_ig(self._trained, steps=steps, batch_size=1))
-    attribution = self._ig[1]([text])[0]                      # (classes, words)
+    attribution = self._ig[1]([text])[0]  # (classes, words)
     if label is None:
       label = int(self.probabilities([text])[0].argmax())
     elif isinstance(label, str):
@@ -109,8 +122,16 @@ class Model:
     words = self.words(text)
     return [(w, float(a)) for w, a in zip(words, attribution[label])]
 
-  def attack(self, texts: Sequence[str], labels: Sequence[int | str], recipe: str = "textfooler", *,
-             out=None, temperature: float | None = None, workers: int = 1) -> list[dict]:
+  def attack(
+    self,
+    texts: Sequence[str],
+    labels: Sequence[int | str],
+    recipe: str = "textfooler",
+    *,
+    out=None,
+    temperature: float | None = None,
+    workers: int = 1,
+  ) -> list[dict]:
     """Attacks each (text, label) with a TextAttack recipe and returns the records as the pipeline
     writes them (status, original, perturbed, queries, replaced words, ...). The model is queried at
     `temperature`; by default at the run's calibrated evaluation temperature when it was measured on
@@ -122,19 +143,36 @@ class Model:
     if temperature is None:
       temperature = self._calibrated_temperature()
     a = self.config.attack
-    job = AttackJob(model_dir=str(self.workdir), recipe=recipe, stage=self.stage, seed=self.config.seed,
-                    synonym_vectors=a.synonym_vectors, masked_lm=a.masked_lm,
-                    hownet_candidates=a.hownet_candidates, query_budget=a.query_budget,
-                    synonym_min_cos=a.synonym_min_cos, temperature=float(temperature), budget=a.budget)
+    job = AttackJob(
+      model_dir=str(self.workdir),
+      recipe=recipe,
+      stage=self.stage,
+      seed=self.config.seed,
+      synonym_vectors=a.synonym_vectors,
+      masked_lm=a.masked_lm,
+      hownet_candidates=a.hownet_candidates,
+      query_budget=a.query_budget,
+      synonym_min_cos=a.synonym_min_cos,
+      temperature=float(temperature),
+      budget=a.budget,
+    )
     if out is not None:
       return attack_examples(job, texts, ids, out, workers=workers, desc=f"attack {recipe}")
     with tempfile.TemporaryDirectory() as tmp:
-      return attack_examples(job, texts, ids, pathlib.Path(tmp) / "records.jsonl", workers=workers,
-                             desc=f"attack {recipe}")
+      return attack_examples(
+        job,
+        texts,
+        ids,
+        pathlib.Path(tmp) / "records.jsonl",
+        workers=workers,
+        desc=f"attack {recipe}",
+      )
 
   def _calibrated_temperature(self) -> float:
     results = self.workdir / "results.json"
-    measured = json.loads(results.read_text()).get("attack_temperature") if results.exists() else None
+    measured = (
+      json.loads(results.read_text()).get("attack_temperature") if results.exists() else None
+    )
     if measured and measured.get("stage") == self.stage:
       return float(measured["value"])
     return 1.0

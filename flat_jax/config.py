@@ -3,6 +3,7 @@
 Config files in configs/ start from `base_config()` and override values; `validate()` rejects a key
 that is not in this schema or a value that fails its check, naming the key.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -41,25 +42,31 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "sst2"
-  c.data.path = ""            # directory with {train,dev,test}.jsonl(.gz), or a user file prefix
-  c.data.max_length = 50      # words (LSTM/CNN) or word pieces with [CLS] and [SEP] (BERT/DeBERTa)
-  c.data.min_freq = 1         # words seen fewer times in train map to <unk>
-  c.data.train_limit = 0      # first N training examples only; 0 = all
+  c.data.path = ""  # directory with {train,dev,test}.jsonl(.gz), or a user file prefix
+  c.data.max_length = 50  # words (LSTM/CNN) or word pieces with [CLS] and [SEP] (BERT/DeBERTa)
+  c.data.min_freq = 1  # words seen fewer times in train map to <unk>
+  c.data.train_limit = 0  # first N training examples only; 0 = all
   c.data.test_limit = 0
-  c.data.dev_size = 0         # cut this many from train when there is no dev split; 0 = dataset default
+  c.data.dev_size = 0  # cut this many from train when there is no dev split; 0 = dataset default
   c.data.text_column = "text"
   c.data.label_column = "label"
-  c.data.label_names = ()     # for custom data; datasets in the registry know theirs
+  c.data.label_names = ()  # for custom data; datasets in the registry know theirs
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "cnn"
-  c.model.pretrained = ""     # Hugging Face checkpoint directory (BERT/DeBERTa); empty = offline MiniLM (BERT)
-  c.model.from_scratch = False   # BERT/DeBERTa: random weights of the size below, pretrained's tokenizer
+  c.model.pretrained = (
+    ""  # Hugging Face checkpoint directory (BERT/DeBERTa); empty = offline MiniLM (BERT)
+  )
+  c.model.from_scratch = (
+    False  # BERT/DeBERTa: random weights of the size below, pretrained's tokenizer
+  )
   c.model.scratch_hidden = 256
   c.model.scratch_layers = 4
   c.model.scratch_heads = 4
   c.model.scratch_intermediate = 1024
-  c.model.embeddings = ""     # word2vec/GloVe file, or offline "glove_50d" (empty) or "spacy_md" (300-d)
+  c.model.embeddings = (
+    ""  # word2vec/GloVe file, or offline "glove_50d" (empty) or "spacy_md" (300-d)
+  )
   c.model.embeddings_format = "auto"
   # rescale every pretrained row to this L2 norm; 0 = as read. spacy_md's rows are about 10 times
   # GloVe 50-d's and 20 times word2vec's, too large for the authors' Adam rate with frozen inputs
@@ -77,12 +84,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 64
   c.train.learning_rate = 0.01
   c.train.optimizer = "adam"
-  c.train.schedule = "constant"     # or "linear": decay to 0 over each stage's real number of steps
+  c.train.schedule = "constant"  # or "linear": decay to 0 over each stage's real number of steps
   c.train.weight_decay = 0.0
-  c.train.grad_clip = 0.0     # global-norm clip; 0 = off
+  c.train.grad_clip = 0.0  # global-norm clip; 0 = off
   c.train.eval_batch_size = 256
-  c.train.steps_limit = 0     # stop an epoch after this many steps (smoke runs); 0 = full epochs
-  c.train.round_epochs = 0    # epochs of each adversarial round's retraining; 0 = train.epochs
+  c.train.steps_limit = 0  # stop an epoch after this many steps (smoke runs); 0 = full epochs
+  c.train.round_epochs = 0  # epochs of each adversarial round's retraining; 0 = train.epochs
   # which epoch of a stage is its model: "best_dev" (the highest clean dev accuracy, the paper's) or
   # "last". Clean dev accuracy can favour an adversarial round's first epoch, before the model has
   # fitted the adversarial examples (adv at 6,920 a round kept epoch 1 of 10 in two of three rounds)
@@ -130,7 +137,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.attack = ml_collections.ConfigDict()
   c.attack.recipe = "textfooler"
-  c.attack.num_examples = 0   # training examples attacked per round (seeded sample); 0 = all
+  c.attack.num_examples = 0  # training examples attacked per round (seeded sample); 0 = all
   c.attack.workers = 1
   c.attack.query_budget = 0
   # "" = each recipe's own settings; "textdefender": one budget for every compared defence (at most
@@ -143,14 +150,14 @@ def base_config() -> ml_collections.ConfigDict:
   # (sampled masks and dropout, noise fixed per text: the authors' defect 6). Test attacks always
   # run in inference mode
   c.attack.model_mode = "inference"
-  c.attack.grow_vocab = True        # substitutes with a pretrained vector join the vocabulary
-  c.attack.synonym_vectors = ""     # counter-fitted-vectors.txt; empty = offline synonym space
+  c.attack.grow_vocab = True  # substitutes with a pretrained vector join the vocabulary
+  c.attack.synonym_vectors = ""  # counter-fitted-vectors.txt; empty = offline synonym space
   # cosine bound of embedding-swap candidates (TextFooler, Gene, IGA) in every attack of the run;
   # 0 = the space's own (0.5 for the official vectors, 0.8 for the offline space: about 10
   # candidates a word at 80% WordNet precision; 0.6 gives about 45, the official count, at 25%)
   c.attack.synonym_min_cos = 0.0
-  c.attack.masked_lm = ""           # masked-LM directory for BAE and Clare (none offline)
-  c.attack.hownet_candidates = ""   # TextAttack's HowNet candidate bank (PSO); empty = WordNet
+  c.attack.masked_lm = ""  # masked-LM directory for BAE and Clare (none offline)
+  c.attack.hownet_candidates = ""  # TextAttack's HowNet candidate bank (PSO); empty = WordNet
 
   c.eval = ml_collections.ConfigDict()
   c.eval.attacks = ("textfooler",)
@@ -174,8 +181,8 @@ def base_config() -> ml_collections.ConfigDict:
   # sufficiency AOPC against a random ranking) on the first this many of the eval.num_examples test
   # texts the attacks evaluate; 0 = off
   c.eval.faithfulness_examples = 200
-  c.eval.lime_pairs = 1000     # LIME explains a seeded random sample of this many pairs per attack
-  c.eval.lime_samples = 1000   # perturbed texts per LIME explanation
+  c.eval.lime_pairs = 1000  # LIME explains a seeded random sample of this many pairs per attack
+  c.eval.lime_samples = 1000  # perturbed texts per LIME explanation
   return c
 
 
@@ -195,75 +202,80 @@ def _subset_of(options):
   def check(v):
     bad = [x for x in v if x not in options]
     return None if not bad else f"unknown entries {bad}; allowed: {', '.join(options)}"
+
   return check
 
 
 def _positive_ints(v) -> str | None:
-  return None if len(v) > 0 and all(int(k) > 0 for k in v) else "must be a non-empty list of positive ints"
+  return (
+    None
+    if len(v) > 0 and all(int(k) > 0 for k in v)
+    else "must be a non-empty list of positive ints"
+  )
 
 
 CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "mode": _one_of(MODES),
-    "stage": _one_of(STAGES),
-    "rounds": _non_negative,
-    "data.name": _one_of(DATASETS),
-    "data.max_length": _positive,
-    "data.min_freq": _positive,
-    "data.train_limit": _non_negative,
-    "data.test_limit": _non_negative,
-    "data.dev_size": _non_negative,
-    "model.name": _one_of(MODELS),
-    "model.embeddings_format": _one_of(EMBEDDING_FORMATS),
-    "model.embeddings_norm": _non_negative,
-    "model.dropout": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
-    "model.cnn_kernel_sizes": _positive_ints,
-    "model.cnn_num_filters": _positive,
-    "model.lstm_hidden": _positive,
-    "model.mask_hidden": _positive,
-    "model.mask_temperature": _positive,
-    "model.scratch_hidden": _positive,
-    "model.scratch_layers": _positive,
-    "model.scratch_heads": _positive,
-    "model.scratch_intermediate": _positive,
-    "train.epochs": _positive,
-    "train.batch_size": _positive,
-    "train.eval_batch_size": _positive,
-    "train.learning_rate": _positive,
-    "train.optimizer": _one_of(("adam", "adamw", "sgd")),
-    "train.schedule": _one_of(("constant", "linear")),
-    "train.weight_decay": _non_negative,
-    "train.grad_clip": _non_negative,
-    "train.steps_limit": _non_negative,
-    "train.select_epoch": _one_of(("best_dev", "last")),
-    "train.round_epochs": _non_negative,
-    "train.grad_reduction": _one_of(("psum", "ordered")),
-    "flat.beta": _non_negative,
-    "flat.gamma": _non_negative,
-    "flat.entropy_reduction": _one_of(("sum", "mean", "padded_mean")),
-    "flat.importance_positions": _one_of(("replaced", "aligned")),
-    "protocol": _one_of(("ours", "authors")),
-    "attack.model_mode": _one_of(("inference", "training")),
-    "embedding_adversary.steps": _non_negative,
-    "embedding_adversary.step_size": _non_negative,
-    "embedding_adversary.init_magnitude": _non_negative,
-    "embedding_adversary.max_norm": _non_negative,
-    "flat.learning_rate": _non_negative,
-    "attack.recipe": _one_of(RECIPES),
-    "attack.num_examples": _non_negative,
-    "attack.workers": _positive,
-    "attack.query_budget": _non_negative,
-    "attack.budget": _one_of(("", "textdefender")),
-    "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
-    "attack.keep": _one_of(("successful", "perturbed", "all")),
-    "eval.attacks": _subset_of(RECIPES),
-    "eval.num_examples": _non_negative,
-    "eval.dev_examples": _non_negative,
-    "eval.attack_temperature": lambda v: None if 0 <= v < float("inf") else "must be finite and >= 0",
-    "eval.interpret": _subset_of(INTERPRETERS),
-    "eval.ig_steps": _positive,
-    "eval.faithfulness_examples": _non_negative,
-    "eval.lime_pairs": _positive,
-    "eval.lime_samples": _positive,
+  "mode": _one_of(MODES),
+  "stage": _one_of(STAGES),
+  "rounds": _non_negative,
+  "data.name": _one_of(DATASETS),
+  "data.max_length": _positive,
+  "data.min_freq": _positive,
+  "data.train_limit": _non_negative,
+  "data.test_limit": _non_negative,
+  "data.dev_size": _non_negative,
+  "model.name": _one_of(MODELS),
+  "model.embeddings_format": _one_of(EMBEDDING_FORMATS),
+  "model.embeddings_norm": _non_negative,
+  "model.dropout": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
+  "model.cnn_kernel_sizes": _positive_ints,
+  "model.cnn_num_filters": _positive,
+  "model.lstm_hidden": _positive,
+  "model.mask_hidden": _positive,
+  "model.mask_temperature": _positive,
+  "model.scratch_hidden": _positive,
+  "model.scratch_layers": _positive,
+  "model.scratch_heads": _positive,
+  "model.scratch_intermediate": _positive,
+  "train.epochs": _positive,
+  "train.batch_size": _positive,
+  "train.eval_batch_size": _positive,
+  "train.learning_rate": _positive,
+  "train.optimizer": _one_of(("adam", "adamw", "sgd")),
+  "train.schedule": _one_of(("constant", "linear")),
+  "train.weight_decay": _non_negative,
+  "train.grad_clip": _non_negative,
+  "train.steps_limit": _non_negative,
+  "train.select_epoch": _one_of(("best_dev", "last")),
+  "train.round_epochs": _non_negative,
+  "train.grad_reduction": _one_of(("psum", "ordered")),
+  "flat.beta": _non_negative,
+  "flat.gamma": _non_negative,
+  "flat.entropy_reduction": _one_of(("sum", "mean", "padded_mean")),
+  "flat.importance_positions": _one_of(("replaced", "aligned")),
+  "protocol": _one_of(("ours", "authors")),
+  "attack.model_mode": _one_of(("inference", "training")),
+  "embedding_adversary.steps": _non_negative,
+  "embedding_adversary.step_size": _non_negative,
+  "embedding_adversary.init_magnitude": _non_negative,
+  "embedding_adversary.max_norm": _non_negative,
+  "flat.learning_rate": _non_negative,
+  "attack.recipe": _one_of(RECIPES),
+  "attack.num_examples": _non_negative,
+  "attack.workers": _positive,
+  "attack.query_budget": _non_negative,
+  "attack.budget": _one_of(("", "textdefender")),
+  "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",
+  "attack.keep": _one_of(("successful", "perturbed", "all")),
+  "eval.attacks": _subset_of(RECIPES),
+  "eval.num_examples": _non_negative,
+  "eval.dev_examples": _non_negative,
+  "eval.attack_temperature": lambda v: None if 0 <= v < float("inf") else "must be finite and >= 0",
+  "eval.interpret": _subset_of(INTERPRETERS),
+  "eval.ig_steps": _positive,
+  "eval.faithfulness_examples": _non_negative,
+  "eval.lime_pairs": _positive,
+  "eval.lime_samples": _positive,
 }
 
 
@@ -271,10 +283,16 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
 # vocabulary stays the training split's (their substitutes outside it read as <unk>), and their run
 # attacks twice: 10 clean epochs, then an attack every 10 epochs of 30.
 PROTOCOLS = {
-    "authors": {"train.loss_on_probs": True, "train.continuous": True,
-                "flat.entropy_reduction": "padded_mean", "flat.importance_positions": "aligned",
-                "attack.keep": "all", "attack.model_mode": "training", "attack.grow_vocab": False,
-                "rounds": 2},
+  "authors": {
+    "train.loss_on_probs": True,
+    "train.continuous": True,
+    "flat.entropy_reduction": "padded_mean",
+    "flat.importance_positions": "aligned",
+    "attack.keep": "all",
+    "attack.model_mode": "training",
+    "attack.grow_vocab": False,
+    "rounds": 2,
+  },
 }
 
 
@@ -319,9 +337,9 @@ def config_file(value: str) -> str:
   shipped = PRESET_DIR / f"{pathlib.Path(path).name.removesuffix('.py')}.py"
   if "/" not in path and shipped.is_file():
     return f"{shipped}{sep}{arg}"
-  raise ConfigError(f"--config {value}: no such config file or preset (presets: "
-                    f"{', '.join(presets())})")
-
+  raise ConfigError(
+    f"--config {value}: no such config file or preset (presets: {', '.join(presets())})"
+  )
 
 
 def _flatten(cfg, prefix=""):
@@ -342,11 +360,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       hint = f" (did you mean {close[0]}?)" if close else ""
       raise ConfigError(f"unknown config key '{key}'{hint}")
     default = schema[key]
-    if isinstance(default, bool) != isinstance(value, bool) or (
-        isinstance(default, (int, float)) and not isinstance(default, bool)
-        and not isinstance(value, (int, float))) or (
-        isinstance(default, str) and not isinstance(value, str)) or (
-        isinstance(default, tuple) and not isinstance(value, (tuple, list))):
+    if (
+      isinstance(default, bool) != isinstance(value, bool)
+      or (
+        isinstance(default, (int, float))
+        and not isinstance(default, bool)
+        and not isinstance(value, (int, float))
+      )
+      or (isinstance(default, str) and not isinstance(value, str))
+      or (isinstance(default, tuple) and not isinstance(value, (tuple, list)))
+    ):
       raise ConfigError(f"config key '{key}' = {value!r}: expected {type(default).__name__}")
     if key in CHECKS:
       problem = CHECKS[key](value)
@@ -361,28 +384,52 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 # SST-2/TREC attacked per round, a seeded 10,000 of IMDB/AG). Vocabulary thresholds are ours: the
 # appendix table is not in our copy of the paper and the authors' code keeps every training word.
 DATASET_PRESETS = {
-    "sst2": {"data.max_length": 50, "data.min_freq": 1, "attack.num_examples": 0},
-    "imdb": {"data.max_length": 250, "data.min_freq": 5, "attack.num_examples": 10000},
-    "agnews": {"data.max_length": 50, "data.min_freq": 5, "attack.num_examples": 10000},
-    "trec": {"data.max_length": 15, "data.min_freq": 1, "attack.num_examples": 0},
+  "sst2": {"data.max_length": 50, "data.min_freq": 1, "attack.num_examples": 0},
+  "imdb": {"data.max_length": 250, "data.min_freq": 5, "attack.num_examples": 10000},
+  "agnews": {"data.max_length": 50, "data.min_freq": 5, "attack.num_examples": 10000},
+  "trec": {"data.max_length": 15, "data.min_freq": 1, "attack.num_examples": 0},
 }
 
 # The authors' optimisation settings: CNN/LSTM Adam lr 0.01 (0.005 for FLAT), batch 64, 10 epochs;
 # BERT/DeBERTa AdamW lr 1e-5, eps 1e-8, no weight decay, clip 10, batch 8, linear decay.
 MODEL_PRESETS = {
-    "cnn": {"model.name": "cnn", "train.optimizer": "adam", "train.learning_rate": 0.01,
-            "flat.learning_rate": 0.005, "train.batch_size": 64, "train.epochs": 10},
-    "lstm": {"model.name": "lstm", "train.optimizer": "adam", "train.learning_rate": 0.01,
-             "flat.learning_rate": 0.005, "train.batch_size": 64, "train.epochs": 10},
-    "bert": {"model.name": "bert", "train.optimizer": "adamw", "train.learning_rate": 1e-5,
-             "train.batch_size": 8, "train.epochs": 10, "train.grad_clip": 10.0,
-             "train.schedule": "linear", "model.mask_hidden": 400},
-    "deberta": {"model.name": "deberta", "train.optimizer": "adamw", "train.learning_rate": 1e-5,
-                "train.batch_size": 8, "train.epochs": 10, "train.grad_clip": 10.0,
-                "train.schedule": "linear", "model.mask_hidden": 400},
+  "cnn": {
+    "model.name": "cnn",
+    "train.optimizer": "adam",
+    "train.learning_rate": 0.01,
+    "flat.learning_rate": 0.005,
+    "train.batch_size": 64,
+    "train.epochs": 10,
+  },
+  "lstm": {
+    "model.name": "lstm",
+    "train.optimizer": "adam",
+    "train.learning_rate": 0.01,
+    "flat.learning_rate": 0.005,
+    "train.batch_size": 64,
+    "train.epochs": 10,
+  },
+  "bert": {
+    "model.name": "bert",
+    "train.optimizer": "adamw",
+    "train.learning_rate": 1e-5,
+    "train.batch_size": 8,
+    "train.epochs": 10,
+    "train.grad_clip": 10.0,
+    "train.schedule": "linear",
+    "model.mask_hidden": 400,
+  },
+  "deberta": {
+    "model.name": "deberta",
+    "train.optimizer": "adamw",
+    "train.learning_rate": 1e-5,
+    "train.batch_size": 8,
+    "train.epochs": 10,
+    "train.grad_clip": 10.0,
+    "train.schedule": "linear",
+    "model.mask_hidden": 400,
+  },
 }
-
-
 
 
 def preset(dataset: str, model: str) -> ml_collections.ConfigDict:

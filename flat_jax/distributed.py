@@ -16,6 +16,7 @@ FLAT_JAX_PROCESS_ID variables, a SLURM step of more than one task, a TPU slice o
 (TPU_WORKER_HOSTNAMES), or FLAT_JAX_DISTRIBUTED=auto, which leaves the search to jax.distributed (a
 Cloud TPU VM slice announces itself only through its metadata server; launch/tpu_pod.sh sets it).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,7 @@ COORDINATOR_ENV = "FLAT_JAX_COORDINATOR"
 NUM_PROCESSES_ENV = "FLAT_JAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "FLAT_JAX_PROCESS_ID"
 HEARTBEAT_ENV = "FLAT_JAX_HEARTBEAT_S"
-AUTO_ENV = "FLAT_JAX_DISTRIBUTED"    # "auto": let jax.distributed find the cluster (GCE TPU VMs, GKE)
+AUTO_ENV = "FLAT_JAX_DISTRIBUTED"  # "auto": let jax.distributed find the cluster (GCE TPU VMs, GKE)
 # a dead peer is noticed after this many seconds without its heartbeat (JAX's default, 100 s, leaves
 # the survivors waiting that long); a slow step or compilation does not stop the heartbeat thread
 DEFAULT_HEARTBEAT_S = 20
@@ -48,7 +49,8 @@ class DistributedError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class ProcessGroup:
   """How this run spans processes, as found in the flags and the environment."""
-  kind: str                    # "single" | "explicit" | "slurm" | "tpu" | "auto"
+
+  kind: str  # "single" | "explicit" | "slurm" | "tpu" | "auto"
   coordinator: str = ""
   num_processes: int = 1
   process_id: int = 0
@@ -61,8 +63,9 @@ def _int(value, name: str) -> int:
     raise DistributedError(f"{name}={value!r} is not an integer") from None
 
 
-def detect(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
-           environ=None) -> ProcessGroup:
+def detect(
+  coordinator: str = "", num_processes: int = 0, process_id: int = -1, environ=None
+) -> ProcessGroup:
   env = os.environ if environ is None else environ
   coordinator = coordinator or env.get(COORDINATOR_ENV, "")
   if num_processes <= 0 and env.get(NUM_PROCESSES_ENV):
@@ -72,27 +75,34 @@ def detect(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
   if coordinator or num_processes > 1:
     if not coordinator or num_processes < 1 or process_id < 0:
       raise DistributedError(
-          "a run over several processes needs all three of the coordinator address (host:port), "
-          "the number of processes and this process's id: --coordinator_address, --num_processes, "
-          f"--process_id or ${COORDINATOR_ENV}, ${NUM_PROCESSES_ENV}, ${PROCESS_ID_ENV} "
-          f"(got {coordinator or 'no address'}, {num_processes or 'no count'}, "
-          f"{process_id if process_id >= 0 else 'no id'})")
+        "a run over several processes needs all three of the coordinator address (host:port), "
+        "the number of processes and this process's id: --coordinator_address, --num_processes, "
+        f"--process_id or ${COORDINATOR_ENV}, ${NUM_PROCESSES_ENV}, ${PROCESS_ID_ENV} "
+        f"(got {coordinator or 'no address'}, {num_processes or 'no count'}, "
+        f"{process_id if process_id >= 0 else 'no id'})"
+      )
     if ":" not in coordinator:
       raise DistributedError(f"coordinator address {coordinator!r} lacks a port (host:port)")
     if not 0 <= process_id < num_processes:
       raise DistributedError(f"process id {process_id} is outside 0..{num_processes - 1}")
     return ProcessGroup("explicit", coordinator, num_processes, process_id)
   if env.get(AUTO_ENV, "") == "auto":
-    return ProcessGroup("auto", num_processes=0, process_id=-1)   # known after initialize
+    return ProcessGroup("auto", num_processes=0, process_id=-1)  # known after initialize
   if env.get(AUTO_ENV, "") not in ("", "auto"):
     raise DistributedError(f"${AUTO_ENV}={env[AUTO_ENV]!r}: the only value it takes is 'auto'")
   if _int(env.get("SLURM_NTASKS", "1") or "1", "SLURM_NTASKS") > 1 and "SLURM_STEP_ID" in env:
-    return ProcessGroup("slurm", num_processes=_int(env["SLURM_NTASKS"], "SLURM_NTASKS"),
-                        process_id=_int(env.get("SLURM_PROCID", "0"), "SLURM_PROCID"))
+    return ProcessGroup(
+      "slurm",
+      num_processes=_int(env["SLURM_NTASKS"], "SLURM_NTASKS"),
+      process_id=_int(env.get("SLURM_PROCID", "0"), "SLURM_PROCID"),
+    )
   workers = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]
   if len(workers) > 1:
-    return ProcessGroup("tpu", num_processes=len(workers),
-                        process_id=_int(env.get("TPU_WORKER_ID", "0"), "TPU_WORKER_ID"))
+    return ProcessGroup(
+      "tpu",
+      num_processes=len(workers),
+      process_id=_int(env.get("TPU_WORKER_ID", "0"), "TPU_WORKER_ID"),
+    )
   return ProcessGroup("single")
 
 
@@ -104,17 +114,26 @@ def initialize(group: ProcessGroup) -> None:
   heartbeat = _int(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S), HEARTBEAT_ENV)
   kwargs = dict(heartbeat_timeout_seconds=heartbeat, shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
   if group.kind == "explicit":
-    kwargs.update(coordinator_address=group.coordinator, num_processes=group.num_processes,
-                  process_id=group.process_id)
+    kwargs.update(
+      coordinator_address=group.coordinator,
+      num_processes=group.num_processes,
+      process_id=group.process_id,
+    )
     host = group.coordinator.rsplit(":", 1)[0]
-    if host in ("127.0.0.1", "localhost", "[::1]"):   # loopback: listen there only
+    if host in ("127.0.0.1", "localhost", "[::1]"):  # loopback: listen there only
       kwargs["coordinator_bind_address"] = group.coordinator.replace("localhost", "127.0.0.1")
   # slurm, tpu, auto: jax.distributed finds the coordinator, count and id itself
   if group.kind == "slurm" and (gpus := slurm_node_gpus()):
     kwargs["local_device_ids"] = gpus
   jax.distributed.initialize(**kwargs)
-  logging.info("process %d of %d (%s), %d local of %d devices", jax.process_index(),
-               jax.process_count(), group.kind, jax.local_device_count(), jax.device_count())
+  logging.info(
+    "process %d of %d (%s), %d local of %d devices",
+    jax.process_index(),
+    jax.process_count(),
+    group.kind,
+    jax.local_device_count(),
+    jax.device_count(),
+  )
 
 
 def slurm_node_gpus(environ=None) -> list[int] | None:
@@ -151,12 +170,19 @@ def make_mesh(devices=None) -> Mesh:
   devices per process and using 2 gives both the same pool (bit-identical training)."""
   if devices is None:
     devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-    if used := _int(os.environ.get("FLAT_JAX_DEVICES_PER_PROCESS") or "0", "FLAT_JAX_DEVICES_PER_PROCESS"):
+    if used := _int(
+      os.environ.get("FLAT_JAX_DEVICES_PER_PROCESS") or "0", "FLAT_JAX_DEVICES_PER_PROCESS"
+    ):
       if not 0 < used <= jax.local_device_count():
-        raise DistributedError(f"FLAT_JAX_DEVICES_PER_PROCESS={used}, but this process has "
-                               f"{jax.local_device_count()} device(s)")
-      devices = [d for p in range(jax.process_count())
-                 for d in [d for d in devices if d.process_index == p][:used]]
+        raise DistributedError(
+          f"FLAT_JAX_DEVICES_PER_PROCESS={used}, but this process has "
+          f"{jax.local_device_count()} device(s)"
+        )
+      devices = [
+        d
+        for p in range(jax.process_count())
+        for d in [d for d in devices if d.process_index == p][:used]
+      ]
   return Mesh(np.asarray(devices), (AXIS,))
 
 
@@ -166,8 +192,12 @@ def pad_batch(batch: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarr
   extra = (-size) % multiple
   if not extra:
     return batch
-  return {k: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if k != "weight"
-          else np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in batch.items()}
+  return {
+    k: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)])
+    if k != "weight"
+    else np.concatenate([v, np.zeros(extra, v.dtype)])
+    for k, v in batch.items()
+  }
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh):
@@ -178,8 +208,9 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh):
   if sharding.is_fully_addressable:
     return jax.device_put(batch, sharding)
   rows = _process_rows(mesh, len(batch["weight"]))
-  return {k: jax.make_array_from_process_local_data(sharding, v[rows], v.shape)
-          for k, v in batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, v[rows], v.shape) for k, v in batch.items()
+  }
 
 
 def _process_rows(mesh: Mesh, size: int) -> slice:
@@ -210,6 +241,7 @@ def to_host(x) -> np.ndarray:
   """The whole value of an array on the host, also when other processes hold some of its shards."""
   if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
     from jax.experimental import multihost_utils
+
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(jax.device_get(x))
 
@@ -218,6 +250,7 @@ def barrier(name: str) -> None:
   """Waits until every process got here (no-op in a single process)."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
 
 
@@ -226,6 +259,7 @@ def broadcast_float(value: float) -> float:
   if jax.process_count() == 1:
     return float(value)
   from jax.experimental import multihost_utils
+
   # as the float64's two 32-bit words: JAX without x64 would round a float64 to float32
   words = np.frombuffer(np.float64(value).tobytes(), np.uint32)
   words = np.asarray(multihost_utils.broadcast_one_to_all(words), np.uint32)
@@ -237,7 +271,10 @@ def check_shared_workdir(workdir) -> None:
   if jax.process_count() == 1:
     return
   from jax.experimental import multihost_utils
-  token = np.frombuffer(secrets.token_bytes(8), np.uint32) if is_primary() else np.zeros(2, np.uint32)
+
+  token = (
+    np.frombuffer(secrets.token_bytes(8), np.uint32) if is_primary() else np.zeros(2, np.uint32)
+  )
   token = np.asarray(multihost_utils.broadcast_one_to_all(token))
   probe = pathlib.Path(workdir) / f".shared-{token[0]:08x}{token[1]:08x}"
   if is_primary():
@@ -249,5 +286,7 @@ def check_shared_workdir(workdir) -> None:
     probe.unlink(missing_ok=True)
   if not seen.all():
     missing = [int(i) for i in np.flatnonzero(seen == 0)]
-    raise DistributedError(f"processes {missing} do not see {workdir} as process 0 does: the "
-                           f"workdir must be on a filesystem that every process shares")
+    raise DistributedError(
+      f"processes {missing} do not see {workdir} as process 0 does: the "
+      f"workdir must be on a filesystem that every process shares"
+    )

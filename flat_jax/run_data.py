@@ -5,6 +5,7 @@ Word models encode with the current vocabulary, which grows with the embedding t
 substitutes join them: all three splits are encoded again then, so that dev selection and the test
 accuracy read texts as the saved model, the attacks and IG do.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,9 @@ def encode_split(text, texts: Sequence[str], labels) -> EncodedSplit:
   covered = text.word_ids(inputs).max(axis=1) + 1
   cut = sum(int(n) < len(text.words(t)) for n, t in zip(covered, texts))
   if cut:
-    logging.info("%d of %d texts lose words beyond data.max_length=%d", cut, len(texts), text.max_length)
+    logging.info(
+      "%d of %d texts lose words beyond data.max_length=%d", cut, len(texts), text.max_length
+    )
   ids = inputs.pop("ids")
   return EncodedSplit(ids, labels, inputs)
 
@@ -37,8 +40,10 @@ class RunData:
     return self.family.text
 
   def _encode(self) -> None:
-    self.train, self.dev, self.test = (encode_split(self.text, split.texts, split.labels) for split in
-                                       (self.dataset.train, self.dataset.dev, self.dataset.test))
+    self.train, self.dev, self.test = (
+      encode_split(self.text, split.texts, split.labels)
+      for split in (self.dataset.train, self.dataset.dev, self.dataset.test)
+    )
 
   def grow(self, config, words) -> dict:
     """The model family takes a round's substitute words (a word vocabulary grows); returns the

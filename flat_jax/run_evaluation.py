@@ -5,6 +5,7 @@ consistency on the original/adversarial pairs, faithfulness). Each result goes i
 soon as it exists; records and figures already there for the same model, temperature and budget are
 reused, so a killed evaluation resumes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,12 +22,23 @@ from flat_jax.run_data import RunData
 from flat_jax.run_state import write_results
 
 
-def attack_job(config, workdir, recipe: str, stage: str, training_mode: bool = False,
-                temperature: float = 1.0) -> AttackJob:
-  return AttackJob(str(workdir), recipe, stage, config.seed, config.attack.synonym_vectors,
-                   config.attack.masked_lm, config.attack.hownet_candidates, config.attack.query_budget,
-                   training_mode=training_mode, synonym_min_cos=config.attack.synonym_min_cos,
-                   temperature=temperature, budget=config.attack.budget)
+def attack_job(
+  config, workdir, recipe: str, stage: str, training_mode: bool = False, temperature: float = 1.0
+) -> AttackJob:
+  return AttackJob(
+    str(workdir),
+    recipe,
+    stage,
+    config.seed,
+    config.attack.synonym_vectors,
+    config.attack.masked_lm,
+    config.attack.hownet_candidates,
+    config.attack.query_budget,
+    training_mode=training_mode,
+    synonym_min_cos=config.attack.synonym_min_cos,
+    temperature=temperature,
+    budget=config.attack.budget,
+  )
 
 
 CALIBRATED = "calibrated on dev"
@@ -38,6 +50,7 @@ def attack_temperature(config, workdir, dataset, results, model_stage: str) -> f
   number given. Round attacks keep T = 1 (they are part of the training protocol)."""
   from flat_jax.attacks import calibration
   from flat_jax.training.artifacts import load_trained
+
   setting = config.eval.attack_temperature
   if setting:
     results["attack_temperature"] = {"value": float(setting), "source": "eval.attack_temperature"}
@@ -45,13 +58,20 @@ def attack_temperature(config, workdir, dataset, results, model_stage: str) -> f
   saved = results.get("attack_temperature", {})
   if saved.get("source") == CALIBRATED and saved.get("stage") == model_stage:
     return saved["value"]
-  fit = calibration.calibrate(load_trained(workdir, model_stage), dataset.dev.texts, dataset.dev.labels)
+  fit = calibration.calibrate(
+    load_trained(workdir, model_stage), dataset.dev.texts, dataset.dev.labels
+  )
   # one value for every process (their attack shards are matched by it), the primary's
   fit["value"] = distributed.broadcast_float(fit["value"])
   results["attack_temperature"] = {"source": CALIBRATED, "stage": model_stage, **fit}
   write_results(workdir, results)
-  logging.info("attack temperature %s (dev NLL %.4f at T=1, %.4f at T; %.0f%% of dev saturated at T=1)",
-               fit["value"], fit["nll_at_1"], fit["nll"], 100 * fit["saturated"])
+  logging.info(
+    "attack temperature %s (dev NLL %.4f at T=1, %.4f at T; %.0f%% of dev saturated at T=1)",
+    fit["value"],
+    fit["nll_at_1"],
+    fit["nll"],
+    100 * fit["saturated"],
+  )
   return fit["value"]
 
 
@@ -70,13 +90,24 @@ def attack_round(config, workdir, data: RunData, results, k: int, model_stage: s
   """Attacks the training set (or its seeded sample) with the model of `model_stage` (a stage, or
   a stage's latest/ epoch), in inference or training mode (attack.model_mode)."""
   indices = augment.attack_indices(len(data.train), config.attack.num_examples, config.seed, k)
-  job = attack_job(config, workdir, config.attack.recipe, model_stage,
-                    training_mode=config.attack.model_mode == "training")
-  return timed_attack(results, f"attack_round_{k}", workdir / "adversarial" / f"round_{k}.jsonl",
-                       indices, job=job,
-                       texts=data.dataset.train.texts, labels=data.dataset.train.labels,
-                       workers=config.attack.workers,
-                       desc=f"round {k}: {config.attack.recipe} on train")
+  job = attack_job(
+    config,
+    workdir,
+    config.attack.recipe,
+    model_stage,
+    training_mode=config.attack.model_mode == "training",
+  )
+  return timed_attack(
+    results,
+    f"attack_round_{k}",
+    workdir / "adversarial" / f"round_{k}.jsonl",
+    indices,
+    job=job,
+    texts=data.dataset.train.texts,
+    labels=data.dataset.train.labels,
+    workers=config.attack.workers,
+    desc=f"round {k}: {config.attack.recipe} on train",
+  )
 
 
 DEV_SAMPLE_SEED = 0
@@ -86,7 +117,7 @@ def dev_sample(num_dev: int, num_examples: int) -> list[int]:
   """The dev examples a run's robustness is selected on: one seeded sample (all of dev if smaller),
   the same for every run whatever its seed, so that runs are compared on the same examples."""
   order = np.random.RandomState(DEV_SAMPLE_SEED).permutation(num_dev)
-  return sorted(order[:min(num_examples, num_dev)].tolist())
+  return sorted(order[: min(num_examples, num_dev)].tolist())
 
 
 def dev_robustness(config, workdir, dataset, results, model_stage: str) -> None:
@@ -95,14 +126,22 @@ def dev_robustness(config, workdir, dataset, results, model_stage: str) -> None:
   indices = dev_sample(len(dataset.dev), config.eval.dev_examples)
   recipe = config.attack.recipe
   temperature = attack_temperature(config, workdir, dataset, results, model_stage)
-  records = timed_attack(results, f"attack_dev_{recipe}", workdir / "attacks" / f"dev_{recipe}.jsonl",
-                          indices, job=attack_job(config, workdir, recipe, model_stage,
-                                                   temperature=temperature),
-                          texts=dataset.dev.texts, labels=dataset.dev.labels,
-                          workers=config.attack.workers, desc=f"{recipe} on dev")
+  records = timed_attack(
+    results,
+    f"attack_dev_{recipe}",
+    workdir / "attacks" / f"dev_{recipe}.jsonl",
+    indices,
+    job=attack_job(config, workdir, recipe, model_stage, temperature=temperature),
+    texts=dataset.dev.texts,
+    labels=dataset.dev.labels,
+    workers=config.attack.workers,
+    desc=f"{recipe} on dev",
+  )
   results["dev_after_attack"] = {recipe: {**summarize(records), "temperature": temperature}}
   write_results(workdir, results)
-  logging.info("after %s on %d dev examples: %s", recipe, len(indices), results["dev_after_attack"][recipe])
+  logging.info(
+    "after %s on %d dev examples: %s", recipe, len(indices), results["dev_after_attack"][recipe]
+  )
 
 
 def static_sets(config, workdir, results, dataset, model_stage: str) -> None:
@@ -114,6 +153,7 @@ def static_sets(config, workdir, results, dataset, model_stage: str) -> None:
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.data.static_sets import load_static_set
   from flat_jax.training.artifacts import load_trained
+
   scored = results.setdefault("static_sets", {})
   bridge = None
   for path in config.eval.static_sets:
@@ -123,9 +163,15 @@ def static_sets(config, workdir, results, dataset, model_stage: str) -> None:
     texts, labels = load_static_set(path, dataset.name, dataset.label_names)
     bridge = bridge or PredictionBridge.from_trained(load_trained(workdir, model_stage))
     predicted = np.asarray(bridge(texts)).argmax(-1)
-    scored[name] = {"path": str(path), "stage": model_stage, "num_examples": len(texts),
-                    "accuracy": float(100.0 * np.mean(predicted == np.asarray(labels)))}
-    logging.info("static set %s: accuracy %.2f on %d texts", name, scored[name]["accuracy"], len(texts))
+    scored[name] = {
+      "path": str(path),
+      "stage": model_stage,
+      "num_examples": len(texts),
+      "accuracy": float(100.0 * np.mean(predicted == np.asarray(labels))),
+    }
+    logging.info(
+      "static set %s: accuracy %.2f on %d texts", name, scored[name]["accuracy"], len(texts)
+    )
     write_results(workdir, results)
 
 
@@ -135,16 +181,28 @@ def after_attack(config, workdir, results, dataset, model_stage: str) -> None:
   static_sets(config, workdir, results, dataset, model_stage)
   texts, labels = dataset.test.texts, dataset.test.labels
   count = min(config.eval.num_examples or len(texts), len(texts))
-  temperature = (attack_temperature(config, workdir, dataset, results, model_stage)
-                 if config.eval.attacks else 1.0)
+  temperature = (
+    attack_temperature(config, workdir, dataset, results, model_stage)
+    if config.eval.attacks
+    else 1.0
+  )
   for recipe in config.eval.attacks:
-    records = timed_attack(results, f"attack_test_{recipe}", workdir / "attacks" / f"test_{recipe}.jsonl",
-                            range(count), job=attack_job(config, workdir, recipe, model_stage,
-                                                          temperature=temperature),
-                            texts=texts, labels=labels, workers=config.attack.workers,
-                            desc=f"{recipe} on test")
-    results["after_attack"][recipe] = {**summarize(records), "temperature": temperature,
-                                       **({"budget": config.attack.budget} if config.attack.budget else {})}
+    records = timed_attack(
+      results,
+      f"attack_test_{recipe}",
+      workdir / "attacks" / f"test_{recipe}.jsonl",
+      range(count),
+      job=attack_job(config, workdir, recipe, model_stage, temperature=temperature),
+      texts=texts,
+      labels=labels,
+      workers=config.attack.workers,
+      desc=f"{recipe} on test",
+    )
+    results["after_attack"][recipe] = {
+      **summarize(records),
+      "temperature": temperature,
+      **({"budget": config.attack.budget} if config.attack.budget else {}),
+    }
     write_results(workdir, results)
     logging.info("after %s: %s", recipe, results["after_attack"][recipe])
     key = records_key(records, temperature, config.attack.budget)
@@ -158,11 +216,16 @@ def after_attack(config, workdir, results, dataset, model_stage: str) -> None:
 def attributor(config, trained, method: str):
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.interpret.lime import word_attributor_lime
+
   if method == "ig":
     return interpret_pairs.word_attributor_ig(trained, steps=config.eval.ig_steps)
-  return word_attributor_lime(PredictionBridge.from_trained(trained), trained.num_classes,
-                              num_samples=config.eval.lime_samples,
-                              max_words=trained.config.data.max_length, seed=config.seed)
+  return word_attributor_lime(
+    PredictionBridge.from_trained(trained),
+    trained.num_classes,
+    num_samples=config.eval.lime_samples,
+    max_words=trained.config.data.max_length,
+    seed=config.seed,
+  )
 
 
 def faithfulness(config, workdir, results, texts, model_stage: str, temperature: float) -> None:
@@ -176,44 +239,70 @@ def faithfulness(config, workdir, results, texts, model_stage: str, temperature:
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.interpret.faithfulness import perturbation_curves
   from flat_jax.training.artifacts import load_trained
-  chosen = list(texts[:config.eval.faithfulness_examples])
+
+  chosen = list(texts[: config.eval.faithfulness_examples])
   done = results.setdefault("faithfulness", {})
   trained = None
   for method in config.eval.interpret:
     previous = done.get(method, {})
-    if (previous.get("stage") == model_stage and previous.get("requested") == len(chosen)
-        and previous.get("temperature") == temperature):
+    if (
+      previous.get("stage") == model_stage
+      and previous.get("requested") == len(chosen)
+      and previous.get("temperature") == temperature
+    ):
       continue
     trained = trained or load_trained(workdir, model_stage)
     t0 = time.perf_counter()
-    curves = perturbation_curves(PredictionBridge.from_trained(trained, temperature=temperature), chosen,
-                                 attributor(config, trained, method)(chosen), seed=config.seed)
-    done[method] = {**curves, "stage": model_stage, "requested": len(chosen), "temperature": temperature}
+    curves = perturbation_curves(
+      PredictionBridge.from_trained(trained, temperature=temperature),
+      chosen,
+      attributor(config, trained, method)(chosen),
+      seed=config.seed,
+    )
+    done[method] = {
+      **curves,
+      "stage": model_stage,
+      "requested": len(chosen),
+      "temperature": temperature,
+    }
     results["timings_s"][f"faithfulness_{method}"] = time.perf_counter() - t0
     write_results(workdir, results)
     if curves.get("num_texts"):
-      logging.info("%s faithfulness on %d test texts: comprehensiveness AOPC %.3f (random %.3f), "
-                   "sufficiency %.3f (random %.3f)", method, curves["num_texts"],
-                   curves["aopc_comprehensiveness"], curves["aopc_comprehensiveness_random"],
-                   curves["aopc_sufficiency"], curves["aopc_sufficiency_random"])
+      logging.info(
+        "%s faithfulness on %d test texts: comprehensiveness AOPC %.3f (random %.3f), "
+        "sufficiency %.3f (random %.3f)",
+        method,
+        curves["num_texts"],
+        curves["aopc_comprehensiveness"],
+        curves["aopc_comprehensiveness_random"],
+        curves["aopc_sufficiency"],
+        curves["aopc_sufficiency_random"],
+      )
 
 
 def records_key(records, temperature: float, budget: str) -> dict:
   """What a figure computed from attack records was computed from: a cached figure is reused only
   while this is unchanged (the records' temperature and budget, and how many there are)."""
-  return {"temperature": temperature, "num_records": len(records), **({"budget": budget} if budget else {})}
+  return {
+    "temperature": temperature,
+    "num_records": len(records),
+    **({"budget": budget} if budget else {}),
+  }
 
 
 def same_records(done: dict | None, key: dict) -> bool:
   """An entry made before num_records / budget were kept counts for the full key's defaults."""
-  return done is not None and all(done.get(k, {"temperature": 1.0, "budget": ""}.get(k, v)) == v
-                                  for k, v in {**key, "budget": key.get("budget", "")}.items())
+  return done is not None and all(
+    done.get(k, {"temperature": 1.0, "budget": ""}.get(k, v)) == v
+    for k, v in {**key, "budget": key.get("budget", "")}.items()
+  )
 
 
 def attack_quality(results, recipe: str, records, key: dict) -> None:
   """results["attack_quality"][recipe]: the adversarial examples' quality (attacks/quality.py),
   kept while the records it describes are (_records_key)."""
   from flat_jax.attacks import quality
+
   done = results.setdefault("attack_quality", {}).get(recipe)
   if same_records(done, key):
     return
@@ -221,9 +310,15 @@ def attack_quality(results, recipe: str, records, key: dict) -> None:
   results["attack_quality"][recipe] = {**quality.summarize(quality.per_example(records)), **key}
   results["timings_s"][f"quality_{recipe}"] = time.perf_counter() - t0
   summary = results["attack_quality"][recipe]
-  logging.info("quality of %s's %d adversarial examples: similarity %s, synonyms %s, POS kept %s", recipe,
-               summary["num_examples"], *(f"{summary[m]['mean']:.3f}" if summary[m].get("n") else "-"
-                                          for m in ("similarity", "synonym_share", "pos_agreement")))
+  logging.info(
+    "quality of %s's %d adversarial examples: similarity %s, synonyms %s, POS kept %s",
+    recipe,
+    summary["num_examples"],
+    *(
+      f"{summary[m]['mean']:.3f}" if summary[m].get("n") else "-"
+      for m in ("similarity", "synonym_share", "pos_agreement")
+    ),
+  )
 
 
 def interpret(config, workdir, results, recipe: str, records, model_stage: str, key: dict) -> None:
@@ -231,6 +326,7 @@ def interpret(config, workdir, results, recipe: str, records, model_stage: str, 
   method; a method already in results.json for these records (_records_key; entries without a
   temperature were made at 1) is not recomputed."""
   from flat_jax.training.artifacts import load_trained
+
   interpretation = results.setdefault("interpretation", {})
   trained = None
   for method in config.eval.interpret:
@@ -244,11 +340,14 @@ def interpret(config, workdir, results, recipe: str, records, model_stage: str, 
     else:
       candidates = interpret_pairs.counterpart_records(records)
       rng = np.random.RandomState(config.seed)
-      take = sorted(rng.permutation(len(candidates))[:config.eval.lime_pairs])
+      take = sorted(rng.permutation(len(candidates))[: config.eval.lime_pairs])
       chosen = [candidates[i] for i in take]
     interpretation.setdefault(method, {})[recipe] = {
-        **interpret_pairs.pair_consistency(attribute, chosen, desc=f"{method} consistency ({recipe})"),
-        **key}
+      **interpret_pairs.pair_consistency(
+        attribute, chosen, desc=f"{method} consistency ({recipe})"
+      ),
+      **key,
+    }
     results["timings_s"][f"{method}_{recipe}"] = time.perf_counter() - t0
     write_results(workdir, results)
     logging.info("%s consistency under %s: %s", method, recipe, interpretation[method][recipe])

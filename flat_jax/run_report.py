@@ -1,4 +1,5 @@
 """A run's report: DIR/report/ (tables.md, the plots, index.html) from what its workdir holds."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,6 +22,7 @@ def write_report(workdir) -> dict:
   from flat_jax.interpret import importance as importance_lib
   from flat_jax.report import html, plots
   from flat_jax.training.artifacts import load_trained
+
   workdir = pathlib.Path(workdir)
   results = read_results(workdir)
   if not results:
@@ -40,19 +42,30 @@ def write_report(workdir) -> dict:
     for line in (workdir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
       with contextlib.suppress(ValueError):
         metrics.append(json.loads(line))
-  chance = {}   # what random rankings of the pairs' texts score in Figure 6
+  chance = {}  # what random rankings of the pairs' texts score in Figure 6
   max_length = json.loads((workdir / "config.json").read_text())["data"]["max_length"]
   for file in sorted((workdir / "attacks").glob("test_*.jsonl")):
     pairs = interpret_pairs.counterpart_records(records_by_index(file))
     chance[file.stem.removeprefix("test_")] = topk_chance(
-        [min(len(tokenize(clean_text(r["original"]))), max_length) for r in pairs])
-  images = plots.write_run_plots(report_dir, analysis=analysis, metrics=metrics, chance=chance,
-                                 runs={plots.run_label(results): results})
+      [min(len(tokenize(clean_text(r["original"]))), max_length) for r in pairs]
+    )
+  images = plots.write_run_plots(
+    report_dir,
+    analysis=analysis,
+    metrics=metrics,
+    chance=chance,
+    runs={plots.run_label(results): results},
+  )
   attribute = None
   if results.get("model_stage"):
     trained = load_trained(workdir, results["model_stage"])
     attribute = interpret_pairs.word_attributor_ig(trained, steps=trained.config.eval.ig_steps)
-  page = html.write_page(workdir, attribute=attribute, images=images, analysis=analysis,
-                         importance=analysis.summary if analysis else None)
+  page = html.write_page(
+    workdir,
+    attribute=attribute,
+    images=images,
+    analysis=analysis,
+    importance=analysis.summary if analysis else None,
+  )
   logging.info("report page: %s", page)
   return results

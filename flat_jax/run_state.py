@@ -4,6 +4,7 @@ Re-running the same command in a workdir resumes the run there; a different conf
 refused (unless config.overwrite), and a setting added to flat_jax after the run started counts as
 its default. Only the primary process writes; every process reads and decides alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,15 @@ def read_results(workdir) -> dict:
       return {}
     try:
       os.replace(path, path.with_name("results.json.damaged"))
-    except OSError as moved:   # a read-only workdir keeps it where it is, and says so
+    except OSError as moved:  # a read-only workdir keeps it where it is, and says so
       logging.warning("%s is damaged (%s) and cannot be set aside (%s)", path, e, moved.strerror)
       return {}
-    logging.warning("%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
-                    "checkpoints and attack records", path, e)
+    logging.warning(
+      "%s is damaged (%s); set aside as results.json.damaged, rebuilt from the workdir's "
+      "checkpoints and attack records",
+      path,
+      e,
+    )
     return {}
 
 
@@ -68,7 +73,7 @@ def write_json_atomic(path: pathlib.Path, value) -> None:
 
 def comparable_config(config) -> dict:
   settings = json.loads(json.dumps(config.to_dict(), default=list))
-  for key in ("overwrite", "stage", "tensorboard"):   # none changes what a run computes
+  for key in ("overwrite", "stage", "tensorboard"):  # none changes what a run computes
     settings.pop(key, None)
   return settings
 
@@ -99,8 +104,11 @@ def same_config(config_file: pathlib.Path, config) -> bool:
       node.pop(last)
     if pruned != saved:
       return False
-    logging.warning("%s predates the settings %s; taking them from the current config",
-                    config_file, ", ".join(added))
+    logging.warning(
+      "%s predates the settings %s; taking them from the current config",
+      config_file,
+      ", ".join(added),
+    )
     return True
   return saved == current
 
@@ -113,17 +121,26 @@ def prepare_workdir(config, workdir) -> tuple[pathlib.Path, dict | None]:
   previous = {} if config.overwrite else read_results(workdir)
   config_file = workdir / "config.json"
   complete = previous.get("status") == "finished" or (
-      previous.get("status") == "trained" and config.stage == "train")
+    previous.get("status") == "trained" and config.stage == "train"
+  )
   if complete:
     if config_file.exists() and same_config(config_file, config):
       return workdir, previous
-    raise RunError(f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
-                   f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
-                   f"to replace it, or use another --workdir.")
-  if (not config.overwrite and config_file.exists() and (workdir / "checkpoints").exists()
-      and not same_config(config_file, config)):
-    raise RunError(f"{workdir} holds an unfinished run with a different config; re-run with the same "
-                   f"config to resume it, or pass --config.overwrite=True to start over.")
+    raise RunError(
+      f"{workdir} holds a finished run ({previous.get('dataset')} {previous.get('model')} "
+      f"{previous.get('mode')}) with a different config; pass --config.overwrite=True "
+      f"to replace it, or use another --workdir."
+    )
+  if (
+    not config.overwrite
+    and config_file.exists()
+    and (workdir / "checkpoints").exists()
+    and not same_config(config_file, config)
+  ):
+    raise RunError(
+      f"{workdir} holds an unfinished run with a different config; re-run with the same "
+      f"config to resume it, or pass --config.overwrite=True to start over."
+    )
   distributed.barrier("workdir checked")
   if distributed.is_primary():
     if config.overwrite:
@@ -141,16 +158,30 @@ def finished_read_only(config, workdir: pathlib.Path, reason: str) -> dict:
   """A workdir this process cannot write: a finished run of the same config there is only read
   (archived results, a shared read-only copy); anything that would write is refused up front."""
   if config.overwrite:
-    raise RunError(f"{workdir} is not writable ({reason}): --config.overwrite=True cannot replace "
-                   f"the run there; make it writable, or use another --workdir")
+    raise RunError(
+      f"{workdir} is not writable ({reason}): --config.overwrite=True cannot replace "
+      f"the run there; make it writable, or use another --workdir"
+    )
   previous = read_results(workdir)
   finished = (previous.get("status") == "finished" and config.stage in ("all", "train")) or (
-      previous.get("status") == "trained" and config.stage == "train")
-  if finished and (workdir / "config.json").exists() and same_config(workdir / "config.json", config):
-    logging.info("%s (%s): this run already finished (test accuracy %.2f); nothing to do", workdir,
-                 reason, previous["standard_accuracy"])
+    previous.get("status") == "trained" and config.stage == "train"
+  )
+  if (
+    finished and (workdir / "config.json").exists() and same_config(workdir / "config.json", config)
+  ):
+    logging.info(
+      "%s (%s): this run already finished (test accuracy %.2f); nothing to do",
+      workdir,
+      reason,
+      previous["standard_accuracy"],
+    )
     return previous
-  what = ("holds no finished run of this config" if config.stage in ("all", "train")
-          else f"must be written to by stage={config.stage}")
-  raise RunError(f"{workdir} is not writable ({reason}) and {what}: make it writable, or copy it "
-                 f"and pass the copy as --workdir")
+  what = (
+    "holds no finished run of this config"
+    if config.stage in ("all", "train")
+    else f"must be written to by stage={config.stage}"
+  )
+  raise RunError(
+    f"{workdir} is not writable ({reason}) and {what}: make it writable, or copy it "
+    f"and pass the copy as --workdir"
+  )

@@ -1,4 +1,5 @@
 """Process-wide settings shared by every stage: the cache folder and JAX's compilation cache."""
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ def enable_compilation_cache() -> None:
   MB per config); delete it at any time. Call before anything is compiled; a folder already set
   (JAX_COMPILATION_CACHE_DIR) is kept."""
   import jax
+
   if jax.config.jax_compilation_cache_dir is None:
     jax.config.update("jax_compilation_cache_dir", str(default_cache_dir() / "jax_compilation"))
   # most of our programs compile in well under JAX's default 1 s threshold, and a run has dozens

@@ -6,6 +6,7 @@ processes, the primary holds it; the others write only through it). The lock is 
 resume. A second writer is refused at once with a message naming the holder (pid, host, since
 when), which the holder writes into the lock file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,10 +63,15 @@ def exclusive(workdir):
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      raise WorkdirBusy(f"{workdir} is in use by {_holder(path)}: wait for that run to end (or stop "
-                        f"it), or use another --workdir") from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(),
-            "since": datetime.datetime.now().isoformat(timespec="seconds")}
+      raise WorkdirBusy(
+        f"{workdir} is in use by {_holder(path)}: wait for that run to end (or stop "
+        f"it), or use another --workdir"
+      ) from None
+    info = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "since": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     try:

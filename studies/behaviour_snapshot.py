@@ -6,6 +6,7 @@ files: every results.json, metrics.jsonl and adversarial/attack record of the ru
   python studies/behaviour_snapshot.py --out /tmp/before.json [--only trec_cnn_flat]
   python studies/behaviour_snapshot.py --compare /tmp/before.json /tmp/after.json
 """
+
 import argparse
 import json
 import pathlib
@@ -14,33 +15,76 @@ import sys
 import tempfile
 import time
 
-_TINY_TRANSFORMER = ["--config.data.train_limit=48", "--config.data.test_limit=24",
-                     "--config.data.max_length=32", "--config.train.epochs=1",
-                     "--config.train.eval_batch_size=32", "--config.model.from_scratch=True",
-                     "--config.model.scratch_hidden=32", "--config.model.scratch_layers=1",
-                     "--config.model.scratch_heads=2", "--config.model.scratch_intermediate=64"]
+_TINY_TRANSFORMER = [
+  "--config.data.train_limit=48",
+  "--config.data.test_limit=24",
+  "--config.data.max_length=32",
+  "--config.train.epochs=1",
+  "--config.train.eval_batch_size=32",
+  "--config.model.from_scratch=True",
+  "--config.model.scratch_hidden=32",
+  "--config.model.scratch_layers=1",
+  "--config.model.scratch_heads=2",
+  "--config.model.scratch_intermediate=64",
+]
 
 # name -> the CLI overrides; the same settings as tests/test_pipeline*.py, each family and mode once.
 RUNS = {
-    "trec_cnn_flat": ["configs/trec_cnn.py", "--config.mode=flat", "--config.rounds=1",
-                      "--config.data.train_limit=300", "--config.attack.num_examples=16",
-                      "--config.train.epochs=3", "--config.eval.num_examples=8"],
-    "trec_cnn_flat_authors": ["configs/trec_cnn.py", "--config.mode=flat", "--config.protocol=authors",
-                              "--config.stage=train", "--config.data.train_limit=300",
-                              "--config.attack.num_examples=12", "--config.train.epochs=2"],
-    "sst2_lstm_adv": ["configs/sst2_lstm.py", "--config.mode=adv", "--config.rounds=1",
-                      "--config.data.train_limit=300", "--config.data.test_limit=40",
-                      "--config.attack.num_examples=12", "--config.train.epochs=2",
-                      "--config.eval.num_examples=8", "--config.eval.attacks=(\"pwws\",)"],
-    "trec_cnn_freelb": ["configs/trec_cnn.py", "--config.mode=freelb", "--config.rounds=0",
-                        "--config.stage=train", "--config.data.train_limit=300",
-                        "--config.train.epochs=2", "--config.embedding_adversary.steps=2"],
-    "sst2_bert_flat": ["configs/sst2_bert.py", *_TINY_TRANSFORMER, "--config.mode=flat",
-                       "--config.rounds=1", "--config.attack.num_examples=12",
-                       "--config.eval.num_examples=12", "--config.eval.ig_steps=4"],
-    "sst2_deberta_pgd": ["configs/sst2_deberta.py", *_TINY_TRANSFORMER, "--config.stage=train",
-                         "--config.mode=pgd", "--config.rounds=0",
-                         "--config.embedding_adversary.steps=2"],
+  "trec_cnn_flat": [
+    "configs/trec_cnn.py",
+    "--config.mode=flat",
+    "--config.rounds=1",
+    "--config.data.train_limit=300",
+    "--config.attack.num_examples=16",
+    "--config.train.epochs=3",
+    "--config.eval.num_examples=8",
+  ],
+  "trec_cnn_flat_authors": [
+    "configs/trec_cnn.py",
+    "--config.mode=flat",
+    "--config.protocol=authors",
+    "--config.stage=train",
+    "--config.data.train_limit=300",
+    "--config.attack.num_examples=12",
+    "--config.train.epochs=2",
+  ],
+  "sst2_lstm_adv": [
+    "configs/sst2_lstm.py",
+    "--config.mode=adv",
+    "--config.rounds=1",
+    "--config.data.train_limit=300",
+    "--config.data.test_limit=40",
+    "--config.attack.num_examples=12",
+    "--config.train.epochs=2",
+    "--config.eval.num_examples=8",
+    '--config.eval.attacks=("pwws",)',
+  ],
+  "trec_cnn_freelb": [
+    "configs/trec_cnn.py",
+    "--config.mode=freelb",
+    "--config.rounds=0",
+    "--config.stage=train",
+    "--config.data.train_limit=300",
+    "--config.train.epochs=2",
+    "--config.embedding_adversary.steps=2",
+  ],
+  "sst2_bert_flat": [
+    "configs/sst2_bert.py",
+    *_TINY_TRANSFORMER,
+    "--config.mode=flat",
+    "--config.rounds=1",
+    "--config.attack.num_examples=12",
+    "--config.eval.num_examples=12",
+    "--config.eval.ig_steps=4",
+  ],
+  "sst2_deberta_pgd": [
+    "configs/sst2_deberta.py",
+    *_TINY_TRANSFORMER,
+    "--config.stage=train",
+    "--config.mode=pgd",
+    "--config.rounds=0",
+    "--config.embedding_adversary.steps=2",
+  ],
 }
 
 _TIMING_KEYS = {"timings_s", "examples_per_s", "epoch_seconds", "wall_s", "seconds", "elapsed_s"}
@@ -78,8 +122,20 @@ def run_all(names) -> dict:
       config, *overrides = RUNS[name]
       workdir = pathlib.Path(tmp) / name
       start = time.time()
-      done = subprocess.run([sys.executable, "-m", "flat_jax.main", "--config", config,
-                             "--workdir", str(workdir), *overrides], capture_output=True, text=True)
+      done = subprocess.run(
+        [
+          sys.executable,
+          "-m",
+          "flat_jax.main",
+          "--config",
+          config,
+          "--workdir",
+          str(workdir),
+          *overrides,
+        ],
+        capture_output=True,
+        text=True,
+      )
       if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
       snapshots[name] = snapshot(workdir)
@@ -103,7 +159,9 @@ def _differences(a, b, where=""):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--out", type=pathlib.Path)
   parser.add_argument("--only", default=",".join(RUNS))
   parser.add_argument("--compare", nargs=2, type=pathlib.Path)

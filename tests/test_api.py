@@ -1,4 +1,5 @@
 """The README's Python API example, run as written there, and what it promises."""
+
 import json
 import pathlib
 import re
@@ -21,13 +22,19 @@ def _example() -> str:
 
 
 def test_the_readme_example_runs_and_the_model_answers_as_the_run_does(tmp_path, shared_data):
-  done = subprocess.run([sys.executable, "-c", _example()], cwd=tmp_path, capture_output=True, text=True)
+  done = subprocess.run(
+    [sys.executable, "-c", _example()], cwd=tmp_path, capture_output=True, text=True
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   workdir = tmp_path / "runs" / "api_example"
   results = json.loads((workdir / "results.json").read_text())
-  assert results["status"] == "finished" and results["mode"] == "flat" and results["rounds_done"] == 1
+  assert (
+    results["status"] == "finished" and results["mode"] == "flat" and results["rounds_done"] == 1
+  )
   out = done.stdout.splitlines()
-  assert out[0] == f"{results['standard_accuracy']} {results['after_attack']['textfooler']['accuracy']}"
+  assert (
+    out[0] == f"{results['standard_accuracy']} {results['after_attack']['textfooler']['accuracy']}"
+  )
   assert out[1].split()[0] in ("DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM")
   assert len(out) == 6 and re.match(r"(successful|failed|skipped) \| what is the capital", out[4])
 
@@ -47,8 +54,12 @@ def test_the_readme_example_runs_and_the_model_answers_as_the_run_does(tmp_path,
   assert all(np.isfinite(a) for _, a in explained) and any(a != 0 for _, a in explained)
   other = model.explain(texts[1], label="LOC")
   assert [a for _, a in other] != [a for _, a in explained]
-  records = model.attack(texts[:2], [4, "HUM"], recipe="pwws", temperature=1.0, out=tmp_path / "r.jsonl")
-  assert [r["original"] for r in records] == texts[:2] and {r["temperature"] for r in records} == {1.0}
+  records = model.attack(
+    texts[:2], [4, "HUM"], recipe="pwws", temperature=1.0, out=tmp_path / "r.jsonl"
+  )
+  assert [r["original"] for r in records] == texts[:2] and {r["temperature"] for r in records} == {
+    1.0
+  }
   assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2
   with pytest.raises(ValueError, match="2 texts but 1 labels"):
     model.attack(texts[:2], [4])
@@ -57,7 +68,9 @@ def test_the_readme_example_runs_and_the_model_answers_as_the_run_does(tmp_path,
 
 
 def test_config_applies_dotted_overrides_and_refuses_unknown_keys():
-  c = flat_jax.get_config("sst2_cnn", **{"flat.beta": 1.0, "eval.attacks": ["pwws"], "mode": "flat"})
+  c = flat_jax.get_config(
+    "sst2_cnn", **{"flat.beta": 1.0, "eval.attacks": ["pwws"], "mode": "flat"}
+  )
   assert c.flat.beta == 1.0 and c.eval.attacks == ("pwws",) and c.mode == "flat"
   with pytest.raises(ConfigError, match="unknown config key 'flat.bta'"):
     flat_jax.get_config("sst2_cnn", **{"flat.bta": 1.0})

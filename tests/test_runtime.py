@@ -1,4 +1,5 @@
 """The persistent compilation cache: a second process loads what the first compiled."""
+
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_compiled_programs_are_kept_and_reused(tmp_path):
   folder, first = _run(tmp_path)
   assert folder == str(tmp_path / "jax_compilation")
   entries = set(os.listdir(folder))
-  assert entries                                   # the jitted program was written
+  assert entries  # the jitted program was written
   _, second = _run(tmp_path)
   assert second == first
-  assert set(os.listdir(folder)) == entries        # loaded, not compiled and written again
+  assert set(os.listdir(folder)) == entries  # loaded, not compiled and written again

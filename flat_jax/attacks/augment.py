@@ -4,6 +4,7 @@ adversarial twin the round's attack produced for it (if one is kept).
 A row (ids, adv_ids, has_adv, replaced) gives the objectives CE on the original, and for rows with a
 twin CE on the twin and L_imp over the replaced positions, so the set is the paper's D u D'.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -48,7 +49,9 @@ def substitute_words(records: Sequence[dict]) -> list[str]:
   return list(words)
 
 
-def augmented_split(train: EncodedSplit, records: Sequence[dict], text: TextEncoder) -> EncodedSplit:
+def augmented_split(
+  train: EncodedSplit, records: Sequence[dict], text: TextEncoder
+) -> EncodedSplit:
   """`train` with the kept records' perturbed texts as twins of their originals, encoded by `text`
   as the training data was (its input columns; replaced positions are words). Replaced
   positions come from the record's word alignment; for an attack that changed the number of words
@@ -61,20 +64,24 @@ def augmented_split(train: EncodedSplit, records: Sequence[dict], text: TextEnco
   if records:
     encoded = text.inputs([r["perturbed"] for r in records])
     if set(encoded) != set(columns):
-      raise ValueError(f"the text encoder gave {sorted(encoded)}, the training split has {sorted(columns)}")
+      raise ValueError(
+        f"the text encoder gave {sorted(encoded)}, the training split has {sorted(columns)}"
+      )
     rows = np.array([r["index"] for r in records])
     for key, values in encoded.items():
       twins[f"adv_{key}"][rows] = values[:, :length]
     has_adv[rows] = True
   for record in records:
-    same_length = (len(tokenize(clean_text(record["original"])))
-                   == len(tokenize(clean_text(record["perturbed"]))))
+    same_length = len(tokenize(clean_text(record["original"]))) == len(
+      tokenize(clean_text(record["perturbed"]))
+    )
     if same_length:
       for position, _, _ in record["replaced"]:
         if position < length:
           replaced[record["index"], position] = True
   adv_columns = {k.removeprefix("adv_"): v for k, v in twins.items()}
-  replaced &= (word_present(text.word_ids(columns), length)
-               & word_present(text.word_ids(adv_columns), length))
+  replaced &= word_present(text.word_ids(columns), length) & word_present(
+    text.word_ids(adv_columns), length
+  )
   extra = {**train.extra, **twins, "has_adv": has_adv, "replaced": replaced}
   return EncodedSplit(train.ids, train.labels, extra)

@@ -25,6 +25,7 @@ its neighbours. With one size, a text's probabilities depend only on the text, s
 cache already held, how many TextAttack asked for at once, or which process attacked which example
 cannot change an attack's outcome (a substitution decided by the last bit did, before).
 """
+
 from __future__ import annotations
 
 import collections
@@ -51,9 +52,19 @@ def bucket_sizes(limit: int, smallest: int) -> tuple[int, ...]:
 
 
 class PredictionBridge:
-  def __init__(self, predict_fn: Callable, params, encode: Callable[[str], list[int]], max_length: int,
-               num_classes: int, *, batch_size: int = 32, cache_size: int = 200_000,
-               pad_id: int = PAD_ID, noise_seed: int | None = None):
+  def __init__(
+    self,
+    predict_fn: Callable,
+    params,
+    encode: Callable[[str], list[int]],
+    max_length: int,
+    num_classes: int,
+    *,
+    batch_size: int = 32,
+    cache_size: int = 200_000,
+    pad_id: int = PAD_ID,
+    noise_seed: int | None = None,
+  ):
     """predict_fn(params, ids) -> probabilities; with `noise_seed`, predict_fn(params, ids, keys)
     with one raw PRNG key (uint32[2]) per row."""
     self._predict = jax.jit(predict_fn)
@@ -67,15 +78,20 @@ class PredictionBridge:
     self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
     self._cache_size = cache_size
     self._lock = threading.Lock()
-    self.queries = 0          # texts asked for
-    self.model_calls = 0      # texts actually run through the model
+    self.queries = 0  # texts asked for
+    self.model_calls = 0  # texts actually run through the model
     self._gradients_of: Callable[[], WordGradients] | None = None
     self._word_gradients: WordGradients | None = None
 
   @classmethod
-  def from_trained(cls, trained: TrainedModel, noise_seed: int | None = None,
-                   temperature: float = 1.0, output: str = "probabilities",
-                   **kwargs) -> "PredictionBridge":
+  def from_trained(
+    cls,
+    trained: TrainedModel,
+    noise_seed: int | None = None,
+    temperature: float = 1.0,
+    output: str = "probabilities",
+    **kwargs,
+  ) -> "PredictionBridge":
     if output not in ("probabilities", "logits"):
       raise ValueError(f"output must be 'probabilities' or 'logits', not {output!r}")
     if not temperature > 0:
@@ -92,7 +108,10 @@ class PredictionBridge:
     def predict_noisy(params, ids, keys):
       def one(row, key):
         rngs = {"dropout": jax.random.fold_in(key, 0), "mask": jax.random.fold_in(key, 1)}
-        return model.apply({"params": params}, row[None], deterministic=False, rngs=rngs)["logits"][0]
+        return model.apply({"params": params}, row[None], deterministic=False, rngs=rngs)["logits"][
+          0
+        ]
+
       return to_output(jax.vmap(one)(ids, keys))
 
     if noise_seed is not None:
@@ -100,8 +119,15 @@ class PredictionBridge:
       kwargs["noise_seed"] = noise_seed
 
     text = trained.text
-    bridge = cls(predict, trained.params, text.encode, max_length, trained.num_classes,
-                 pad_id=text.pad_id, **kwargs)
+    bridge = cls(
+      predict,
+      trained.params,
+      text.encode,
+      max_length,
+      trained.num_classes,
+      pad_id=text.pad_id,
+      **kwargs,
+    )
     bridge._gradients_of = lambda: WordGradients(trained, temperature, bridge.lengths)
     return bridge
 
@@ -110,7 +136,9 @@ class PredictionBridge:
     """What gradient attacks (HotFlip) need of a word model, built on first use."""
     if self._word_gradients is None:
       if self._gradients_of is None:
-        raise ValueError("this bridge was not made from a trained model (from_trained): no gradients")
+        raise ValueError(
+          "this bridge was not made from a trained model (from_trained): no gradients"
+        )
       self._word_gradients = self._gradients_of()
     return self._word_gradients
 
@@ -131,10 +159,10 @@ class PredictionBridge:
       by_length[self._bucket(self.lengths, max(1, len(ids)))].append(i)
     for length, rows in sorted(by_length.items()):
       for start in range(0, len(rows), self.batch_size):
-        chunk = rows[start:start + self.batch_size]
+        chunk = rows[start : start + self.batch_size]
         ids = np.full((self.batch_size, length), self._pad_id, np.int32)
         for r, i in enumerate(chunk):
-          ids[r, :len(encoded[i])] = encoded[i]
+          ids[r, : len(encoded[i])] = encoded[i]
         if self._noise_seed is None:
           probs = np.asarray(self._predict(self._params, ids))
         else:
@@ -142,7 +170,7 @@ class PredictionBridge:
           for r, i in enumerate(chunk):
             keys[r] = self.text_key(texts[i])
           probs = np.asarray(self._predict(self._params, ids, keys))
-        out[chunk] = probs[:len(chunk)]
+        out[chunk] = probs[: len(chunk)]
     return out
 
   def text_key(self, text: str) -> np.ndarray:
@@ -162,7 +190,11 @@ class PredictionBridge:
           self._cache.popitem(last=False)
       for t in texts:
         self._cache.move_to_end(t)
-      return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.num_classes), np.float32)
+      return (
+        np.stack([self._cache[t] for t in texts])
+        if texts
+        else np.zeros((0, self.num_classes), np.float32)
+      )
 
   def compiled_shapes(self) -> int:
     """Number of distinct input shapes compiled so far (at most one per bucket length)."""
@@ -180,8 +212,10 @@ class WordGradients:
 
   def __init__(self, trained: TrainedModel, temperature: float, lengths: Sequence[int]):
     if not hasattr(trained.text, "vocab"):
-      raise ValueError("HotFlip's gradients need a word model (lstm or cnn): a word-piece model "
-                       "reads a substitute as another number of pieces")
+      raise ValueError(
+        "HotFlip's gradients need a word model (lstm or cnn): a word-piece model "
+        "reads a substitute as another number of pieces"
+      )
     model, vocab = trained.model, trained.text.vocab
     self._vocab, self._lengths = vocab, tuple(lengths)
     self._max_length = trained.config.data.max_length
@@ -193,26 +227,31 @@ class WordGradients:
       embedded = model.apply({"params": params}, ids, method=model.embed_tokens)
 
       def loss(e):
-        logits = model.apply({"params": params}, e, ids, deterministic=True,
-                             method=model.classify_embedded)["logits"] / temperature
+        logits = (
+          model.apply(
+            {"params": params}, e, ids, deterministic=True, method=model.classify_embedded
+          )["logits"]
+          / temperature
+        )
         predicted = jax.lax.stop_gradient(jax.numpy.argmax(logits, -1))
         return -jax.numpy.sum(jax.nn.log_softmax(logits)[jax.numpy.arange(len(ids)), predicted])
+
       return jax.grad(loss)(embedded)
 
     self._gradient = jax.jit(gradient)
 
   def tokens(self, text: str) -> list[str]:
     """The words of `text` as the model reads them (cleaned, tokenised, truncated)."""
-    return tokenize(clean_text(text))[:self._max_length]
+    return tokenize(clean_text(text))[: self._max_length]
 
   def __call__(self, text: str) -> tuple[list[str], np.ndarray]:
     """(tokens, (n_tokens, D) gradient of the loss at each token's embedding)."""
     tokens = self.tokens(text)
     length = next((s for s in self._lengths if s >= max(1, len(tokens))), self._lengths[-1])
     ids = np.full((1, length), PAD_ID, np.int32)
-    ids[0, :len(tokens)] = self._vocab.encode(" ".join(tokens), self._max_length)
+    ids[0, : len(tokens)] = self._vocab.encode(" ".join(tokens), self._max_length)
     self.calls += 1
-    return tokens, np.asarray(self._gradient(self._params, ids))[0, :len(tokens)]
+    return tokens, np.asarray(self._gradient(self._params, ids))[0, : len(tokens)]
 
   def ids(self, words: Sequence[str]) -> list[int]:
     """The vocabulary id the model reads each (cleaned, single-token) word as; <unk> outside it."""
@@ -228,7 +267,11 @@ class WordGradients:
 def textattack_wrapper(bridge: PredictionBridge):
   """A TextAttack ModelWrapper around the bridge (import textattack only after
   flat_jax.attacks.resources.prepare_textattack_environment())."""
-  from textattack.goal_functions import InputReduction, TargetedClassification, UntargetedClassification
+  from textattack.goal_functions import (
+    InputReduction,
+    TargetedClassification,
+    UntargetedClassification,
+  )
   from textattack.models.wrappers import ModelWrapper
   from textattack.shared import validators
 

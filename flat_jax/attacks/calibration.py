@@ -10,6 +10,7 @@ accuracy then rises although the classifier's decisions are no harder to flip. T
 probability; it only undoes the saturation. T minimises the negative log-likelihood on dev, as a
 defender calibrating a model would; a well-calibrated model gets T near 1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,9 +37,12 @@ def fit_temperature(logits: np.ndarray, labels: Sequence[int]) -> float:
   logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
   if logits.ndim != 2 or len(logits) != len(labels) or not len(labels):
     raise ValueError(f"need (N, C) logits and N labels, got {logits.shape} and {labels.shape}")
-  fit = optimize.minimize_scalar(lambda log_t: nll(logits, labels, np.exp(log_t)),
-                                 bounds=LOG_T_BOUNDS, method="bounded",
-                                 options={"xatol": 1e-6})
+  fit = optimize.minimize_scalar(
+    lambda log_t: nll(logits, labels, np.exp(log_t)),
+    bounds=LOG_T_BOUNDS,
+    method="bounded",
+    options={"xatol": 1e-6},
+  )
   return float(f"{np.exp(fit.x):.{SIGNIFICANT_DIGITS}g}")
 
 
@@ -49,18 +53,26 @@ def calibrate(trained, texts: Sequence[str], labels: Sequence[int]) -> dict:
   the fitted T) is exactly 1, computed like the bridge computes it."""
   import jax
   from flat_jax.attacks.bridge import PredictionBridge
+
   logits32 = PredictionBridge.from_trained(trained, output="logits")(list(texts))
   logits, labels = logits32.astype(np.float64), np.asarray(labels)
   value = fit_temperature(logits, labels)
   if not np.exp(LOG_T_BOUNDS[0]) * 1.01 < value < np.exp(LOG_T_BOUNDS[1]) / 1.01:
-    logging.warning("attack temperature %g is at the bound of its search (dev NLL %.4f): the dev "
-                    "set is classified all right or all wrong with wide margins", value,
-                    nll(logits, labels, value))
+    logging.warning(
+      "attack temperature %g is at the bound of its search (dev NLL %.4f): the dev "
+      "set is classified all right or all wrong with wide margins",
+      value,
+      nll(logits, labels, value),
+    )
 
   def saturated(t):
     top = np.asarray(jax.nn.softmax(logits32 / np.float32(t), axis=-1)).max(axis=-1)
     return round(float(np.mean(top == np.float32(1.0))), 4)
 
-  return {"value": value, "nll_at_1": round(nll(logits, labels, 1.0), 4),
-          "nll": round(nll(logits, labels, value), 4),
-          "saturated": saturated(1.0), "saturated_at_t": saturated(value)}
+  return {
+    "value": value,
+    "nll_at_1": round(nll(logits, labels, 1.0), 4),
+    "nll": round(nll(logits, labels, value), 4),
+    "saturated": saturated(1.0),
+    "saturated_at_t": saturated(value),
+  }

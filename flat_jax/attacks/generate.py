@@ -6,6 +6,7 @@ file as they arrive; a re-run skips the indices already there (a line cut short 
 dropped and redone). Randomised searches are seeded per example, so the set does not depend on how
 many workers there are or which worker took which example.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,18 +30,20 @@ from flat_jax.attacks.pairs import aligned_tokens, replaced_pairs
 
 @dataclasses.dataclass(frozen=True)
 class AttackJob:
-  model_dir: str           # workdir of the trained model (config.json, vocab.json, checkpoints)
+  model_dir: str  # workdir of the trained model (config.json, vocab.json, checkpoints)
   recipe: str
-  stage: str = ""          # checkpoint stage; empty = the run's final model
+  stage: str = ""  # checkpoint stage; empty = the run's final model
   seed: int = 1111
   synonym_vectors: str = ""
   masked_lm: str = ""
   hownet_candidates: str = ""
   query_budget: int = 0
-  training_mode: bool = False   # query the model with sampled masks and dropout (the authors' rounds)
+  training_mode: bool = (
+    False  # query the model with sampled masks and dropout (the authors' rounds)
+  )
   synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
-  temperature: float = 1.0      # the model's probabilities are softmax(logits / temperature)
-  budget: str = ""              # "" = the recipe's own settings; "textdefender" (recipes.BUDGETS)
+  temperature: float = 1.0  # the model's probabilities are softmax(logits / temperature)
+  budget: str = ""  # "" = the recipe's own settings; "textdefender" (recipes.BUDGETS)
 
 
 def read_records(path) -> dict[int, dict]:
@@ -61,8 +64,11 @@ def read_records(path) -> dict[int, dict]:
 def current_records(path, job: AttackJob) -> dict[int, dict]:
   """read_records without the records made at another temperature or under another attack budget
   (records before temperatures were recorded were made at 1)."""
-  return {i: r for i, r in read_records(path).items()
-          if r.get("temperature", 1.0) == job.temperature and r.get("budget", "") == job.budget}
+  return {
+    i: r
+    for i, r in read_records(path).items()
+    if r.get("temperature", 1.0) == job.temperature and r.get("budget", "") == job.budget
+  }
 
 
 def _write_records(path: pathlib.Path, records: dict[int, dict]) -> None:
@@ -76,18 +82,31 @@ def records_by_index(path) -> list[dict]:
 
 def _record(index: int, label: int, result, temperature: float) -> dict:
   from textattack.attack_results import FailedAttackResult, SkippedAttackResult
+
   original = result.original_result.attacked_text.text
   perturbed = result.perturbed_result.attacked_text.text
-  status = ("skipped" if isinstance(result, SkippedAttackResult)
-            else "failed" if isinstance(result, FailedAttackResult) else "successful")
+  status = (
+    "skipped"
+    if isinstance(result, SkippedAttackResult)
+    else "failed"
+    if isinstance(result, FailedAttackResult)
+    else "successful"
+  )
   pairs = replaced_pairs(original, perturbed) if status != "skipped" else []
   words = max(1, len(aligned_tokens(original, perturbed)[0]))
-  return {"index": index, "label": label, "status": status, "original": original,
-          "perturbed": perturbed, "queries": int(result.perturbed_result.num_queries),
-          "original_output": int(result.original_result.output),
-          "perturbed_output": int(result.perturbed_result.output),
-          "replaced": [list(p) for p in pairs], "perturbed_fraction": len(pairs) / words,
-          "temperature": temperature}
+  return {
+    "index": index,
+    "label": label,
+    "status": status,
+    "original": original,
+    "perturbed": perturbed,
+    "queries": int(result.perturbed_result.num_queries),
+    "original_output": int(result.original_result.output),
+    "perturbed_output": int(result.perturbed_result.output),
+    "replaced": [list(p) for p in pairs],
+    "perturbed_fraction": len(pairs) / words,
+    "temperature": temperature,
+  }
 
 
 class _Attacker:
@@ -96,36 +115,49 @@ class _Attacker:
 
   def __init__(self, job: AttackJob, threads: int | None = None):
     from flat_jax.attacks import resources
+
     resources.prepare_textattack_environment()
     from flat_jax.attacks.bridge import PredictionBridge, textattack_wrapper
     from flat_jax.attacks.recipes import AttackResources, build_attack
     from flat_jax.training.artifacts import load_trained
+
     self.job = job
-    self.bridge = PredictionBridge.from_trained(load_trained(job.model_dir, job.stage or None),
-                                                noise_seed=job.seed if job.training_mode else None,
-                                                temperature=job.temperature)
-    res = AttackResources(job.synonym_vectors, job.masked_lm, job.hownet_candidates, job.query_budget,
-                          job.synonym_min_cos, job.budget)
-    self.attack = build_attack(job.recipe, textattack_wrapper(self.bridge), res,
-                               encoder_threads=threads)
+    self.bridge = PredictionBridge.from_trained(
+      load_trained(job.model_dir, job.stage or None),
+      noise_seed=job.seed if job.training_mode else None,
+      temperature=job.temperature,
+    )
+    res = AttackResources(
+      job.synonym_vectors,
+      job.masked_lm,
+      job.hownet_candidates,
+      job.query_budget,
+      job.synonym_min_cos,
+      job.budget,
+    )
+    self.attack = build_attack(
+      job.recipe, textattack_wrapper(self.bridge), res, encoder_threads=threads
+    )
 
   def __call__(self, index: int, text: str, label: int) -> dict:
     # per-example seeds: the same result whichever worker attacks this example
     random.seed(self.job.seed + index)
     np.random.seed((self.job.seed + index) % 2**32)
     import torch
+
     torch.manual_seed(self.job.seed + index)
     before = self.bridge.gradient_calls
     record = _record(index, label, self.attack.attack(text, label), self.job.temperature)
-    if self.bridge.gradient_calls > before:   # a gradient attack (hotflip)
+    if self.bridge.gradient_calls > before:  # a gradient attack (hotflip)
       record["gradient_calls"] = self.bridge.gradient_calls - before
     if self.job.budget:
       record["budget"] = self.job.budget
     return record
 
 
-def _worker(job: AttackJob, tasks, results, threads: int | None = None,
-            parent: int | None = None) -> None:
+def _worker(
+  job: AttackJob, tasks, results, threads: int | None = None, parent: int | None = None
+) -> None:
   """Attacks the tasks it pulls until a None. Leaves as soon as its parent (`parent` pid) is gone:
   a run killed with SIGKILL or SIGTERM runs no clean-up, and its workers would go on attacking the
   rest of the queue for nobody."""
@@ -171,20 +203,33 @@ def summarize(records: Sequence[dict]) -> dict:
   successful = [r for r in records if r["status"] == "successful"]
   failed = [r for r in records if r["status"] == "failed"]
   attacked = successful + failed
-  return {"num_examples": n,
-          "accuracy": 100.0 * len(failed) / n if n else 0.0,
-          "original_accuracy": 100.0 * len(attacked) / n if n else 0.0,
-          "success_rate": 100.0 * len(successful) / len(attacked) if attacked else 0.0,
-          "avg_queries": float(np.mean([r["queries"] for r in attacked])) if attacked else 0.0,
-          "avg_perturbed_fraction": float(np.mean([r["perturbed_fraction"] for r in successful]))
-          if successful else 0.0,
-          **({"avg_gradient_calls": float(np.mean([r.get("gradient_calls", 0) for r in attacked]))}
-             if any("gradient_calls" in r for r in records) else {})}
+  return {
+    "num_examples": n,
+    "accuracy": 100.0 * len(failed) / n if n else 0.0,
+    "original_accuracy": 100.0 * len(attacked) / n if n else 0.0,
+    "success_rate": 100.0 * len(successful) / len(attacked) if attacked else 0.0,
+    "avg_queries": float(np.mean([r["queries"] for r in attacked])) if attacked else 0.0,
+    "avg_perturbed_fraction": float(np.mean([r["perturbed_fraction"] for r in successful]))
+    if successful
+    else 0.0,
+    **(
+      {"avg_gradient_calls": float(np.mean([r.get("gradient_calls", 0) for r in attacked]))}
+      if any("gradient_calls" in r for r in records)
+      else {}
+    ),
+  }
 
 
-def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int], out_path, *,
-                    workers: int = 1, indices: Sequence[int] | None = None,
-                    desc: str = "attack") -> list[dict]:
+def attack_examples(
+  job: AttackJob,
+  texts: Sequence[str],
+  labels: Sequence[int],
+  out_path,
+  *,
+  workers: int = 1,
+  indices: Sequence[int] | None = None,
+  desc: str = "attack",
+) -> list[dict]:
   """Attacks texts[i] for i in indices (default all); returns the records sorted by index. In a run
   over several processes each process attacks its share (`_attack_shard`), and all of them return
   the same merged records."""
@@ -194,13 +239,27 @@ def attack_examples(job: AttackJob, texts: Sequence[str], labels: Sequence[int],
   if distributed.process_count() > 1:
     return _attack_shard(job, texts, labels, out_path, workers, indices, desc)
   done = current_records(out_path, job)
-  if done or out_path.exists():   # rewrite without a truncated last line or stale records
+  if done or out_path.exists():  # rewrite without a truncated last line or stale records
     _write_records(out_path, done)
   todo = [i for i in indices if i not in done]
   if todo:
-    logging.info("%s: %d examples to attack (%d already in %s), %d worker(s)", desc, len(todo),
-                 len(indices) - len(todo), out_path, workers)
-    _run(job, [(i, texts[i], int(labels[i])) for i in todo], out_path, workers, desc, done, len(indices))
+    logging.info(
+      "%s: %d examples to attack (%d already in %s), %d worker(s)",
+      desc,
+      len(todo),
+      len(indices) - len(todo),
+      out_path,
+      workers,
+    )
+    _run(
+      job,
+      [(i, texts[i], int(labels[i])) for i in todo],
+      out_path,
+      workers,
+      desc,
+      done,
+      len(indices),
+    )
   records = current_records(out_path, job)
   return [records[i] for i in indices]
 
@@ -214,28 +273,44 @@ def _attack_shard(job, texts, labels, out_path: pathlib.Path, workers, indices, 
   then every process reads all parts, and the primary writes the merged file and removes the parts.
   Per-example seeds make the merged set the one a single process would have made."""
   me, count = distributed.process_index(), distributed.process_count()
-  distributed.barrier(f"attack {out_path.name}: model saved")   # the model the workers load
+  distributed.barrier(f"attack {out_path.name}: model saved")  # the model the workers load
   merged = current_records(out_path, job)
   part = shard_path(out_path, me, count)
   mine_done = current_records(part, job)
-  if mine_done or part.exists():   # rewrite without a possibly truncated last line
+  if mine_done or part.exists():  # rewrite without a possibly truncated last line
     _write_records(part, mine_done)
   done = {**merged, **mine_done}
   mine = indices[me::count]
   todo = [i for i in mine if i not in done]
   if todo:
-    logging.info("%s: process %d of %d: %d of its %d examples to attack, %d worker(s)", desc, me,
-                 count, len(todo), len(mine), workers)
-    _run(job, [(i, texts[i], int(labels[i])) for i in todo], part, workers,
-         f"{desc} [process {me}]", {}, len(mine))
+    logging.info(
+      "%s: process %d of %d: %d of its %d examples to attack, %d worker(s)",
+      desc,
+      me,
+      count,
+      len(todo),
+      len(mine),
+      workers,
+    )
+    _run(
+      job,
+      [(i, texts[i], int(labels[i])) for i in todo],
+      part,
+      workers,
+      f"{desc} [process {me}]",
+      {},
+      len(mine),
+    )
   distributed.barrier(f"attack {out_path.name}: parts written")
   for process in range(count):
     merged.update(current_records(shard_path(out_path, process, count), job))
   missing = [i for i in indices if i not in merged]
   distributed.barrier(f"attack {out_path.name}: parts read")
   if missing:
-    raise RuntimeError(f"{desc}: {len(missing)} examples missing after merging the processes' "
-                       f"parts of {out_path} (first: {missing[:5]})")
+    raise RuntimeError(
+      f"{desc}: {len(missing)} examples missing after merging the processes' "
+      f"parts of {out_path} (first: {missing[:5]})"
+    )
   if distributed.is_primary():
     tmp = out_path.with_name(out_path.name + ".tmp")
     _write_records(tmp, merged)
@@ -262,17 +337,25 @@ def _run(job, tasks, out_path, workers, desc, done, total):
     if record["status"] != "skipped":
       queries.append(record["queries"])
     attacked = counts["successful"] + counts["failed"]
-    bar.set_postfix(success=f"{100 * counts['successful'] / max(1, attacked):.0f}%",
-                    queries=f"{np.mean(queries) if queries else 0:.0f}")
+    bar.set_postfix(
+      success=f"{100 * counts['successful'] / max(1, attacked):.0f}%",
+      queries=f"{np.mean(queries) if queries else 0:.0f}",
+    )
     bar.update(1)
     now = time.perf_counter()
-    if now - last_log >= PROGRESS_EVERY_S:   # a log line, for logs that are not a terminal
+    if now - last_log >= PROGRESS_EVERY_S:  # a log line, for logs that are not a terminal
       last_log = now
       finished = sum(counts.values())
       rate = finished / max(now - start, 1e-9)
-      logging.info("%s: %d/%d, success rate %.1f%%, %.2f ex/s, about %.0f s left", desc,
-                   total - len(tasks) + finished, total, 100 * counts["successful"] / max(1, attacked),
-                   rate, (len(tasks) - finished) / max(rate, 1e-9))
+      logging.info(
+        "%s: %d/%d, success rate %.1f%%, %.2f ex/s, about %.0f s left",
+        desc,
+        total - len(tasks) + finished,
+        total,
+        100 * counts["successful"] / max(1, attacked),
+        rate,
+        (len(tasks) - finished) / max(rate, 1e-9),
+      )
 
   with open(out_path, "a", encoding="utf-8") as f:
     if workers <= 1:
@@ -280,7 +363,7 @@ def _run(job, tasks, out_path, workers, desc, done, total):
       for task in tasks:
         add(attacker(*task), f)
     else:
-      ctx = mp.get_context("spawn")   # JAX is not fork-safe
+      ctx = mp.get_context("spawn")  # JAX is not fork-safe
       task_queue, result_queue = ctx.Queue(), ctx.Queue()
       for task in tasks:
         task_queue.put(task)
@@ -289,9 +372,12 @@ def _run(job, tasks, out_path, workers, desc, done, total):
       # each worker gets its share of the cores for the encoder's BLAS: more threads than cores
       # only make the processes wait for one another
       threads = max(1, _available_cpus() // workers)
-      procs = [ctx.Process(target=_worker, args=(job, task_queue, result_queue, threads, os.getpid()),
-                           daemon=True)
-               for _ in range(workers)]
+      procs = [
+        ctx.Process(
+          target=_worker, args=(job, task_queue, result_queue, threads, os.getpid()), daemon=True
+        )
+        for _ in range(workers)
+      ]
       for p in procs:
         p.start()
       try:
@@ -301,7 +387,7 @@ def _run(job, tasks, out_path, workers, desc, done, total):
             kind, payload = result_queue.get(timeout=5)
           except queue_lib.Empty:
             if not any(p.is_alive() for p in procs):
-              raise RuntimeError(f"{desc}: all attack workers exited early")
+              raise RuntimeError(f"{desc}: all attack workers exited early") from None
             continue
           if kind == "error":
             raise RuntimeError(f"{desc}: attack worker failed: {payload}")
@@ -314,5 +400,11 @@ def _run(job, tasks, out_path, workers, desc, done, total):
           p.join(timeout=10)
   bar.close()
   elapsed = time.perf_counter() - start
-  logging.info("%s: %d attacked in %.0f s (%.2f ex/s): %s", desc, len(tasks), elapsed,
-               len(tasks) / max(elapsed, 1e-9), counts)
+  logging.info(
+    "%s: %d attacked in %.0f s (%.2f ex/s): %s",
+    desc,
+    len(tasks),
+    elapsed,
+    len(tasks) / max(elapsed, 1e-9),
+    counts,
+  )

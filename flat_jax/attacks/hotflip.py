@@ -17,6 +17,7 @@ stopwords, no word changed twice, the same part of speech (spaCy, as our TextFoo
 Word models only (LSTM, CNN): a word-piece model reads a substitute as another number of pieces,
 for which the first-order estimate of one flip is not defined.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,9 +26,9 @@ import numpy as np
 
 from flat_jax.data.text import clean_text, tokenize
 
-MAX_WORDS = 2        # "one or two flips" (section 5 of the paper)
-BEAM_WIDTH = 10      # "The adversary uses a beam size of 10"
-TOP_N = 10           # flips each beam expands: as many as the beam holds
+MAX_WORDS = 2  # "one or two flips" (section 5 of the paper)
+BEAM_WIDTH = 10  # "The adversary uses a beam size of 10"
+TOP_N = 10  # flips each beam expands: as many as the beam holds
 MAX_CANDIDATES = 50  # synonym-space neighbours per word, as TextFooler
 
 
@@ -38,21 +39,30 @@ def align_words(words: Sequence[str], tokens: Sequence[str]) -> list[int | None]
   positions, cursor = [], 0
   for word in words:
     pieces = tokenize(clean_text(word))
-    start = next((j for j in range(cursor, len(tokens) - len(pieces) + 1)
-                  if pieces and list(tokens[j:j + len(pieces)]) == pieces), None)
-    if start is not None:   # a multi-token word is stepped over, never matched inside
+    start = next(
+      (
+        j
+        for j in range(cursor, len(tokens) - len(pieces) + 1)
+        if pieces and list(tokens[j : j + len(pieces)]) == pieces
+      ),
+      None,
+    )
+    if start is not None:  # a multi-token word is stepped over, never matched inside
       cursor = start + len(pieces)
     positions.append(start if start is not None and len(pieces) == 1 else None)
   return positions
 
 
-def first_order_scores(gradient: np.ndarray, current: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def first_order_scores(
+  gradient: np.ndarray, current: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
   """HotFlip's estimate of the loss change of each flip: (e(w') - e(w)) . dL/de."""
   return (candidates - current[None]) @ gradient
 
 
-def gradient_synonym_swap(bridge, embedding, min_cos_sim: float, *, max_candidates: int = MAX_CANDIDATES,
-                          top_n: int = TOP_N):
+def gradient_synonym_swap(
+  bridge, embedding, min_cos_sim: float, *, max_candidates: int = MAX_CANDIDATES, top_n: int = TOP_N
+):
   """A TextAttack transformation: the `top_n` synonym flips of a text with the largest first-order
   loss increase, among the word's `max_candidates` nearest neighbours with cosine >= `min_cos_sim`
   (ranked within the synonyms, not cut by the cosine constraint afterwards: top_n flips that
@@ -78,17 +88,21 @@ def gradient_synonym_swap(bridge, embedding, min_cos_sim: float, *, max_candidat
           continue
         current_id = gradients.ids([tokens[position]])[0]
         # a flip the model would not see (both words read as <unk>) is no flip
-        candidates = [c for c in self._get_replacement_words(words[i])
-                      if len(tokenize(clean_text(c))) == 1 and c.lower() != words[i].lower()
-                      and embedding.get_cos_sim(words[i].lower(), c.lower()) >= min_cos_sim
-                      and gradients.ids(tokenize(clean_text(c)))[0] != current_id]
+        candidates = [
+          c
+          for c in self._get_replacement_words(words[i])
+          if len(tokenize(clean_text(c))) == 1
+          and c.lower() != words[i].lower()
+          and embedding.get_cos_sim(words[i].lower(), c.lower()) >= min_cos_sim
+          and gradients.ids(tokenize(clean_text(c)))[0] != current_id
+        ]
         if not candidates:
           continue
         current = gradients.embeddings([tokens[position]])[0]
         table = gradients.embeddings([tokenize(clean_text(c))[0] for c in candidates])
         scores.extend(first_order_scores(grad[position], current, table).tolist())
         flips.extend((i, c) for c in candidates)
-      order = np.argsort(-np.asarray(scores), kind="stable")[:self.top_n]
+      order = np.argsort(-np.asarray(scores), kind="stable")[: self.top_n]
       return [current_text.replace_word_at_index(flips[k][0], flips[k][1]) for k in order]
 
     def extra_repr_keys(self):

@@ -1,4 +1,5 @@
 """Replaced-word alignment between an original text and its adversarial version, by position."""
+
 from __future__ import annotations
 
 import difflib

@@ -9,6 +9,7 @@ noisier than the paper's (e.g. "action" -> "employment"): these figures say by h
 Each figure is kept per example and summarised as a mean with its spread (10th, 25th, 50th, 75th,
 90th percentiles) and a histogram over fixed bins, so runs and recipes compare by distribution.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -20,11 +21,13 @@ from flat_jax.attacks.pairs import aligned_tokens
 METRICS = ("words_changed", "perturbed_fraction", "similarity", "synonym_share", "pos_agreement")
 QUANTILES = (10, 25, 50, 75, 90)
 # every value falls in a bin: cosines can be negative, and a long text can change many words
-BINS = {"words_changed": (1, 2, 3, 4, 5, 6, 8, 11, 10**9),
-        "perturbed_fraction": tuple(np.round(np.linspace(0, 1, 11), 2)),
-        "similarity": (-1.0,) + tuple(np.round(np.linspace(0, 1, 11), 2))[1:],
-        "synonym_share": tuple(np.round(np.linspace(0, 1, 11), 2)),
-        "pos_agreement": tuple(np.round(np.linspace(0, 1, 11), 2))}
+BINS = {
+  "words_changed": (1, 2, 3, 4, 5, 6, 8, 11, 10**9),
+  "perturbed_fraction": tuple(np.round(np.linspace(0, 1, 11), 2)),
+  "similarity": (-1.0,) + tuple(np.round(np.linspace(0, 1, 11), 2))[1:],
+  "synonym_share": tuple(np.round(np.linspace(0, 1, 11), 2)),
+  "pos_agreement": tuple(np.round(np.linspace(0, 1, 11), 2)),
+}
 
 
 def adversarial_examples(records: Sequence[dict]) -> list[dict]:
@@ -37,6 +40,7 @@ def per_example(records: Sequence[dict], encoder=None, synonyms=None, tagger=Non
   synonyms(word) -> set of words, tagger(list of word lists) -> list of tag lists; the offline
   defaults (resources) when None."""
   from flat_jax.attacks import resources
+
   examples = adversarial_examples(records)
   if not examples:
     return []
@@ -53,13 +57,23 @@ def per_example(records: Sequence[dict], encoder=None, synonyms=None, tagger=Non
   for k, (record, (orig, pert)) in enumerate(zip(examples, tokens)):
     orig_tags, pert_tags = tags[2 * k], tags[2 * k + 1]
     pairs = record["replaced"]
-    same_pos = [orig_tags[i] == pert_tags[j] for i, _, _ in pairs
-                for j in [_partner(i, orig, pert)] if j is not None]
-    out.append({"words_changed": len(pairs), "perturbed_fraction": record["perturbed_fraction"],
-                "similarity": float(np.clip(similarity[k], -1.0, 1.0)),
-                "synonym_share": float(np.mean([new.lower() in synonyms(old.lower())
-                                                for _, old, new in pairs])),
-                "pos_agreement": float(np.mean(same_pos)) if same_pos else None})
+    same_pos = [
+      orig_tags[i] == pert_tags[j]
+      for i, _, _ in pairs
+      for j in [_partner(i, orig, pert)]
+      if j is not None
+    ]
+    out.append(
+      {
+        "words_changed": len(pairs),
+        "perturbed_fraction": record["perturbed_fraction"],
+        "similarity": float(np.clip(similarity[k], -1.0, 1.0)),
+        "synonym_share": float(
+          np.mean([new.lower() in synonyms(old.lower()) for _, old, new in pairs])
+        ),
+        "pos_agreement": float(np.mean(same_pos)) if same_pos else None,
+      }
+    )
   return out
 
 
@@ -78,8 +92,10 @@ def summarize(examples: Sequence[dict]) -> dict:
       summary[metric] = {"n": 0}
       continue
     edges = BINS[metric]
-    summary[metric] = {"n": int(len(values)), "mean": float(values.mean()),
-                       "percentiles": {str(q): float(np.percentile(values, q)) for q in QUANTILES},
-                       "histogram": {"edges": list(edges),
-                                     "counts": np.histogram(values, bins=edges)[0].tolist()}}
+    summary[metric] = {
+      "n": int(len(values)),
+      "mean": float(values.mean()),
+      "percentiles": {str(q): float(np.percentile(values, q)) for q in QUANTILES},
+      "histogram": {"edges": list(edges), "counts": np.histogram(values, bins=edges)[0].tolist()},
+    }
   return summary

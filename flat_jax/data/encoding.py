@@ -13,6 +13,7 @@ bridge, IG, the API) asks which family it is:
 A word model reads one id per word (`WordEncoder`, a vocabulary); a word-piece model reads pieces,
 each knowing its word (flat_jax.data.pieces.PieceEncoder, with the extra input column word_ids).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,11 @@ from flat_jax.data.batching import PaddingTrim
 from flat_jax.data.text import clean_text, tokenize
 from flat_jax.data.vocab import PAD_ID, Vocab
 
-NO_WORD = -1   # word index of padding (and of a transformer's [CLS] and [SEP] pieces)
-TEXT_COLUMNS = ("ids", "word_ids")   # the input columns a text may have (a training row's, a batch's)
+NO_WORD = -1  # word index of padding (and of a transformer's [CLS] and [SEP] pieces)
+TEXT_COLUMNS = (
+  "ids",
+  "word_ids",
+)  # the input columns a text may have (a training row's, a batch's)
 
 
 class TextEncoder(Protocol):
@@ -49,8 +53,9 @@ def word_present(word_ids: np.ndarray, num_words: int) -> np.ndarray:
 
 class WordEncoder:
   """One id per word from the run's vocabulary (<unk> for words it lacks), `max_length` words."""
+
   pad_id = PAD_ID
-  trim = None   # word batches keep max_length: the CNN's and LSTM's cost is small at any length
+  trim = None  # word batches keep max_length: the CNN's and LSTM's cost is small at any length
 
   def __init__(self, vocab: Vocab, max_length: int):
     self.vocab = vocab
@@ -68,16 +73,19 @@ class WordEncoder:
 
   def word_ids(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
     ids = inputs["ids"]
-    return np.where(ids != PAD_ID, np.arange(ids.shape[-1], dtype=np.int32), NO_WORD).astype(np.int32)
+    return np.where(ids != PAD_ID, np.arange(ids.shape[-1], dtype=np.int32), NO_WORD).astype(
+      np.int32
+    )
 
 
 @dataclasses.dataclass
 class EncodedSplit:
   """A split as the model reads it: ids (N, L), labels (N,), and further columns by name (a
   word-piece model's word_ids; an adversarial round's adv_ids, has_adv, replaced)."""
+
   ids: np.ndarray
   labels: np.ndarray
-  extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)   # e.g. adv_ids, has_adv
+  extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # e.g. adv_ids, has_adv
 
   def __len__(self) -> int:
     return len(self.labels)

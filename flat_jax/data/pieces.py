@@ -4,6 +4,7 @@ A text's words are those of the word-level models (`tokenize(clean_text(text))`)
 records' replaced positions index these words, so the word-level L_imp of BERT and DeBERTa lines up
 an original and its adversarial text word by word, whatever pieces each word splits into.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -22,9 +23,11 @@ class PieceEncoder:
 
   def __init__(self, tokenizer, max_length: int):
     if not getattr(tokenizer, "is_fast", False):
-      raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: the piece -> word "
-                       f"alignment needs one (a checkpoint directory with tokenizer.json, or a "
-                       f"model type that has a fast tokenizer class)")
+      raise ValueError(
+        f"{type(tokenizer).__name__} is not a fast tokenizer: the piece -> word "
+        f"alignment needs one (a checkpoint directory with tokenizer.json, or a "
+        f"model type that has a fast tokenizer class)"
+      )
     if tokenizer.pad_token_id is None:
       raise ValueError(f"{type(tokenizer).__name__} has no padding token")
     self.tokenizer = tokenizer
@@ -40,8 +43,9 @@ class PieceEncoder:
   def _encode(self, texts: Sequence[str]):
     # an empty text still gets [CLS] [SEP]: the tokenizer refuses an empty word list
     words = [self.words(t) or [""] for t in texts]
-    return self.tokenizer(words, is_split_into_words=True, truncation=True,
-                          max_length=self.max_length)
+    return self.tokenizer(
+      words, is_split_into_words=True, truncation=True, max_length=self.max_length
+    )
 
   def encode(self, text: str) -> list[int]:
     """Piece ids of one text, special pieces included, unpadded."""
@@ -53,11 +57,12 @@ class PieceEncoder:
     ids = np.full((len(texts), self.max_length), self.pad_id, np.int32)
     word_ids = np.full((len(texts), self.max_length), NO_WORD, np.int32)
     for start in range(0, len(texts), 1024):
-      encoding = self._encode(texts[start:start + 1024])
+      encoding = self._encode(texts[start : start + 1024])
       for row, pieces in enumerate(encoding["input_ids"]):
-        ids[start + row, :len(pieces)] = pieces
-        word_ids[start + row, :len(pieces)] = [NO_WORD if w is None else w
-                                               for w in encoding.word_ids(row)]
+        ids[start + row, : len(pieces)] = pieces
+        word_ids[start + row, : len(pieces)] = [
+          NO_WORD if w is None else w for w in encoding.word_ids(row)
+        ]
     return ids, word_ids
 
   def inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ Two layouts are read:
 - AdvGLUE's dev.json: {"sst2": [{"idx": 0, "sentence": ..., "label": 0}, ...], "qqp": [...], ...};
   the task of the run's dataset is taken (labels 0 negative / 1 positive, as our SST-2).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from typing import Sequence
 
 from flat_jax.data.datasets import DataError
 
-ADVGLUE_TASKS = {"sst2": "sst2"}   # our dataset name -> AdvGLUE's task key
+ADVGLUE_TASKS = {"sst2": "sst2"}  # our dataset name -> AdvGLUE's task key
 
 
 def _label(value, label_names: Sequence[str], where: str) -> int:
@@ -24,7 +25,9 @@ def _label(value, label_names: Sequence[str], where: str) -> int:
   try:
     label = int(value)
   except (TypeError, ValueError):
-    raise DataError(f"{where}: label {value!r} is neither a class id nor one of {', '.join(label_names)}") from None
+    raise DataError(
+      f"{where}: label {value!r} is neither a class id nor one of {', '.join(label_names)}"
+    ) from None
   if not 0 <= label < len(label_names):
     raise DataError(f"{where}: label {label} out of range 0..{len(label_names) - 1}")
   return label
@@ -40,15 +43,19 @@ def load_static_set(path, dataset: str, label_names: Sequence[str]) -> tuple[lis
   except UnicodeDecodeError as e:
     raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
   stripped = text.lstrip()
-  if stripped.startswith("{") and "\n{" not in stripped.rstrip():   # one JSON object: AdvGLUE
+  if stripped.startswith("{") and "\n{" not in stripped.rstrip():  # one JSON object: AdvGLUE
     try:
       tasks = json.loads(text)
     except json.JSONDecodeError as e:
       raise DataError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
     task = ADVGLUE_TASKS.get(dataset, dataset)
     if task not in tasks:
-      raise DataError(f"{path}: no {task!r} task (AdvGLUE layout; it has {', '.join(sorted(tasks))})")
-    rows = [(r.get("sentence"), r.get("label"), f"{path}: {task}[{i}]") for i, r in enumerate(tasks[task])]
+      raise DataError(
+        f"{path}: no {task!r} task (AdvGLUE layout; it has {', '.join(sorted(tasks))})"
+      )
+    rows = [
+      (r.get("sentence"), r.get("label"), f"{path}: {task}[{i}]") for i, r in enumerate(tasks[task])
+    ]
   else:
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):

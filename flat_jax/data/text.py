@@ -1,5 +1,6 @@
 """Text cleaning and tokenisation for the word-level models (the paper's appendix: lower-case,
 special characters and extra whitespace removed, IMDB's <br /> tags dropped)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Word vocabulary built from the training split, with <pad> = 0 and <unk> = 1."""
+
 from __future__ import annotations
 
 import collections
@@ -54,7 +55,7 @@ class Vocab:
     lengths = np.zeros(len(texts), dtype=np.int32)
     for row, text in enumerate(texts):
       encoded = self.encode(text, max_length)
-      ids[row, :len(encoded)] = encoded
+      ids[row, : len(encoded)] = encoded
       lengths[row] = len(encoded)
     return ids, lengths
 
@@ -68,7 +69,7 @@ class Vocab:
       with open(tmp, "w", encoding="utf-8") as f:
         json.dump(self.words, f, ensure_ascii=False)
       os.replace(tmp, path)
-    except OSError as e:   # named: a buffered write's ENOSPC comes at close, without a filename
+    except OSError as e:  # named: a buffered write's ENOSPC comes at close, without a filename
       tmp.unlink(missing_ok=True)
       if e.filename is None:
         raise OSError(e.errno, e.strerror, str(path)) from e

@@ -11,6 +11,7 @@ the paper's per-class average meaningful: with probability attributions of a bin
 class-0 attributions are exactly the negated class-1 ones, so ranking by absolute value would give
 both classes the same ranking and nothing to average.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -32,8 +33,9 @@ def _vector(x, name: str) -> np.ndarray:
 def _check_pair(attr_orig, attr_adv) -> tuple[np.ndarray, np.ndarray]:
   a, b = _vector(attr_orig, "attr_orig"), _vector(attr_adv, "attr_adv")
   if a.shape != b.shape:
-    raise ValueError(f"attributions of {a.size} and {b.size} words: align the positions first "
-                     "(align_positions)")
+    raise ValueError(
+      f"attributions of {a.size} and {b.size} words: align the positions first (align_positions)"
+    )
   if a.size == 0:
     raise ValueError("no words to compare")
   return a, b
@@ -89,8 +91,13 @@ def _by_class(attr, alignment_side) -> np.ndarray:
   return attr if alignment_side is None else attr[:, alignment_side]
 
 
-def pair_consistency(attr_by_class_orig, attr_by_class_adv, *, ks: Sequence[int] = DEFAULT_KS,
-                     alignment: Sequence[tuple[int, int]] | None = None) -> dict:
+def pair_consistency(
+  attr_by_class_orig,
+  attr_by_class_adv,
+  *,
+  ks: Sequence[int] = DEFAULT_KS,
+  alignment: Sequence[tuple[int, int]] | None = None,
+) -> dict:
   """Both metrics for one pair, each computed per class ("on corresponding labels") and averaged
   over the classes. Attributions are (C, L) per class or (L,) for one class; `alignment` (pairs
   (orig position, adv position) from `align_positions`) selects and orders the compared words."""
@@ -101,9 +108,10 @@ def pair_consistency(attr_by_class_orig, attr_by_class_adv, *, ks: Sequence[int]
     raise ValueError(f"attributions for {orig.shape[0]} and {adv.shape[0]} classes")
   pairs = list(zip(orig, adv))
   return {
-      "kendall_tau": float(np.mean([kendall_tau(a, b) for a, b in pairs])),
-      "topk_intersection": {str(k): float(np.mean([topk_intersection(a, b, k) for a, b in pairs]))
-                            for k in ks},
+    "kendall_tau": float(np.mean([kendall_tau(a, b) for a, b in pairs])),
+    "topk_intersection": {
+      str(k): float(np.mean([topk_intersection(a, b, k) for a, b in pairs])) for k in ks
+    },
   }
 
 
@@ -118,13 +126,16 @@ def summarize(pairs: Iterable, *, ks: Sequence[int] = DEFAULT_KS) -> dict:
       results.append(item)
     else:
       orig, adv, *alignment = item
-      results.append(pair_consistency(orig, adv, ks=ks, alignment=alignment[0] if alignment else None))
+      results.append(
+        pair_consistency(orig, adv, ks=ks, alignment=alignment[0] if alignment else None)
+      )
   if not results:
     raise ValueError("no original/adversarial pairs to summarize")
   return {
-      "kendall_tau": float(np.mean([r["kendall_tau"] for r in results])),
-      "topk_intersection": {str(k): float(np.mean([r["topk_intersection"][str(k)] for r in results]))
-                            for k in ks},
+    "kendall_tau": float(np.mean([r["kendall_tau"] for r in results])),
+    "topk_intersection": {
+      str(k): float(np.mean([r["topk_intersection"][str(k)] for r in results])) for k in ks
+    },
   }
 
 

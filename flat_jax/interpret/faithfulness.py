@@ -11,6 +11,7 @@ stable and still point at words the model ignores.
 Words are the models' words (`clean_text`, split on spaces); deletion removes them from the text,
 and k never reaches the whole text (at most its length - 1 words go).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -27,24 +28,32 @@ def _ranked(attr_row: np.ndarray) -> np.ndarray:
   return np.argsort(-np.asarray(attr_row, np.float64), kind="stable")
 
 
-def perturbation_curves(predict_proba: Callable, texts: Sequence[str], attributions: Sequence[np.ndarray],
-                        *, ks: Sequence[int] = KS, seed: int = 0) -> dict:
+def perturbation_curves(
+  predict_proba: Callable,
+  texts: Sequence[str],
+  attributions: Sequence[np.ndarray],
+  *,
+  ks: Sequence[int] = KS,
+  seed: int = 0,
+) -> dict:
   """predict_proba(list[str]) -> (N, C); attributions[i] (C, n_words) for texts[i] (an attributor's
   output). Returns the mean comprehensiveness and sufficiency at each k, for the attribution's
   ranking (of the predicted class) and a random one, and their AOPCs (means over k)."""
   rng = np.random.RandomState(seed)
-  words = [tokenize(clean_text(t))[:attr.shape[1]] for t, attr in zip(texts, attributions)]
+  words = [tokenize(clean_text(t))[: attr.shape[1]] for t, attr in zip(texts, attributions)]
   base = np.asarray(predict_proba([" ".join(w) for w in words]))
   predicted = base.argmax(-1)
-  queries, owners = [], []    # (text index, ranking kind, measure, k)
+  queries, owners = [], []  # (text index, ranking kind, measure, k)
   for i, (w, attr) in enumerate(zip(words, attributions)):
     if len(w) < 2:
       continue
-    rankings = {"attribution": _ranked(np.asarray(attr)[predicted[i]][:len(w)]),
-                "random": rng.permutation(len(w))}
+    rankings = {
+      "attribution": _ranked(np.asarray(attr)[predicted[i]][: len(w)]),
+      "random": rng.permutation(len(w)),
+    }
     for kind, order in rankings.items():
       for k in ks:
-        top = set(order[:min(k, len(w) - 1)].tolist())
+        top = set(order[: min(k, len(w) - 1)].tolist())
         queries.append(" ".join(x for j, x in enumerate(w) if j not in top))
         owners.append((i, kind, "comprehensiveness", k))
         queries.append(" ".join(x for j, x in enumerate(w) if j in top))

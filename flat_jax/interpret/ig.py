@@ -18,6 +18,7 @@ embeddings, as BERT does for its attention mask). For a WordClassifier `model`:
   logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, m, deterministic=True,
                                                method=model.classify_embedded)["logits"]
 """
+
 from __future__ import annotations
 
 import functools
@@ -73,10 +74,12 @@ def _baseline_of(baseline, embedded, ids, token_mask):
 
 def _class_probability(logits_fn: LogitsFn):
   """f(params, embedded, ids, mask, labels) -> (B,) softmax probability of each row's label."""
+
   def prob(params, embedded, ids, token_mask, labels):
     logits = logits_fn(params, embedded, ids, token_mask)
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(probs, labels[:, None], axis=-1)[:, 0]
+
   return prob
 
 
@@ -89,17 +92,23 @@ def _summed_gradient(prob):
 def _finish(attr_full, token_mask, f_x, f_base, labels):
   attributions = jnp.sum(attr_full, axis=-1) * token_mask
   return {
-      "attributions": attributions,
-      "labels": labels,
-      "f_input": f_x,
-      "f_baseline": f_base,
-      "delta": jnp.sum(attributions, axis=-1) - (f_x - f_base),
+    "attributions": attributions,
+    "labels": labels,
+    "f_input": f_x,
+    "f_baseline": f_base,
+    "delta": jnp.sum(attributions, axis=-1) - (f_x - f_base),
   }
 
 
-def make_integrated_gradients(embed_fn: EmbedFn, logits_fn: LogitsFn, steps: int = 50,
-                              batch_chunk: int | None = None, *, baseline=None,
-                              rule: str = "midpoint"):
+def make_integrated_gradients(
+  embed_fn: EmbedFn,
+  logits_fn: LogitsFn,
+  steps: int = 50,
+  batch_chunk: int | None = None,
+  *,
+  baseline=None,
+  rule: str = "midpoint",
+):
   """A jitted `ig(params, ids, token_mask, labels=None) -> dict` over a batch.
 
   All `steps` path points of the batch go through one vectorised gradient evaluation of
@@ -124,7 +133,7 @@ def make_integrated_gradients(embed_fn: EmbedFn, logits_fn: LogitsFn, steps: int
   def chunk_gradient(params, embedded, base, ids, token_mask, labels, alpha_chunk, weight_chunk):
     """sum_a w_a * grad f(base + a (x - base)) for one chunk of alphas, as one batch."""
     a = alpha_chunk[:, None, None, None]
-    points = base[None] + a * (embedded - base)[None]          # (chunk, B, L, D)
+    points = base[None] + a * (embedded - base)[None]  # (chunk, B, L, D)
     flat = points.reshape((-1,) + embedded.shape[1:])
     tile = lambda v: jnp.tile(v, (alpha_chunk.shape[0],) + (1,) * (v.ndim - 1))
     g = grad(params, flat, tile(ids), tile(token_mask), tile(labels)).reshape(points.shape)
@@ -157,9 +166,19 @@ def _step_gradient(logits_fn: LogitsFn, jit_step: bool):
   return jax.jit(grad) if jit_step else grad
 
 
-def integrated_gradients_loop(embed_fn: EmbedFn, logits_fn: LogitsFn, params, ids, token_mask,
-                              labels=None, *, steps: int = 50, baseline=None,
-                              rule: str = "midpoint", jit_step: bool = True):
+def integrated_gradients_loop(
+  embed_fn: EmbedFn,
+  logits_fn: LogitsFn,
+  params,
+  ids,
+  token_mask,
+  labels=None,
+  *,
+  steps: int = 50,
+  baseline=None,
+  rule: str = "midpoint",
+  jit_step: bool = True,
+):
   """The reference: a Python loop over the path points, one jax.grad call (on the batch) per alpha.
 
   Same outputs as `make_integrated_gradients`. `jit_step` jits the per-step gradient (compiled once
@@ -185,8 +204,10 @@ def integrated_gradients_loop(embed_fn: EmbedFn, logits_fn: LogitsFn, params, id
 def attributions_by_class(ig, params, ids, token_mask, num_classes: int) -> jax.Array:
   """(B, C, L): the attributions of every class, as the per-class consistency average needs."""
   rows = ids.shape[0]
-  per_class = [ig(params, ids, token_mask, jnp.full((rows,), c, jnp.int32))["attributions"]
-               for c in range(num_classes)]
+  per_class = [
+    ig(params, ids, token_mask, jnp.full((rows,), c, jnp.int32))["attributions"]
+    for c in range(num_classes)
+  ]
   return jnp.stack(per_class, axis=1)
 
 
@@ -196,5 +217,5 @@ def merge_to_words(token_attr, word_ids, num_words: int):
   (or traced), jax out."""
   xp = jnp if isinstance(token_attr, jax.Array) or isinstance(word_ids, jax.Array) else np
   token_attr, word_ids = xp.asarray(token_attr), xp.asarray(word_ids)
-  one_hot = word_ids[..., None] == xp.arange(num_words)       # (..., T, W); -1 matches nothing
+  one_hot = word_ids[..., None] == xp.arange(num_words)  # (..., T, W); -1 matches nothing
   return xp.sum(token_attr[..., None] * one_hot, axis=-2)

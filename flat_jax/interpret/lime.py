@@ -6,6 +6,7 @@ word position i (a repeated word gets one weight per occurrence, as aligned comp
 removed word becomes 'UNKWORDZ', which maps to <unk>. Every feature is kept in the local linear
 model (feature_selection='none'): consistency ranks all words, not a selected few.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -15,13 +16,21 @@ import numpy as np
 from flat_jax.data.text import clean_text, tokenize
 
 
-def word_attributor_lime(predict_proba: Callable, num_classes: int, *, num_samples: int = 1000,
-                         max_words: int | None = None, seed: int = 1111) -> Callable:
+def word_attributor_lime(
+  predict_proba: Callable,
+  num_classes: int,
+  *,
+  num_samples: int = 1000,
+  max_words: int | None = None,
+  seed: int = 1111,
+) -> Callable:
   """texts -> list of (C, n_words) LIME weights of every class (first `max_words` words: the
   words the model reads)."""
   from lime.lime_text import LimeTextExplainer
-  explainer = LimeTextExplainer(split_expression=r"\s+", bow=False, feature_selection="none",
-                                random_state=seed)
+
+  explainer = LimeTextExplainer(
+    split_expression=r"\s+", bow=False, feature_selection="none", random_state=seed
+  )
 
   def attribute(texts: Sequence[str]) -> list[np.ndarray]:
     out = []
@@ -29,9 +38,13 @@ def word_attributor_lime(predict_proba: Callable, num_classes: int, *, num_sampl
       words = tokenize(clean_text(text))[:max_words]
       attr = np.zeros((num_classes, len(words)))
       if len(words) > 0:
-        explanation = explainer.explain_instance(" ".join(words), predict_proba,
-                                                 labels=range(num_classes), num_features=len(words),
-                                                 num_samples=num_samples)
+        explanation = explainer.explain_instance(
+          " ".join(words),
+          predict_proba,
+          labels=range(num_classes),
+          num_features=len(words),
+          num_samples=num_samples,
+        )
         for label in range(num_classes):
           for feature, weight in explanation.as_map()[label]:
             attr[label, feature] = weight

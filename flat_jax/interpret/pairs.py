@@ -5,6 +5,7 @@ attacks, and failed ones that still changed words): the paper evaluates "all tes
 their adversarial counterparts". Skipped examples (already misclassified) have no counterpart, and
 an unchanged text would score a trivial perfect consistency.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -31,8 +32,9 @@ def word_attributor_ig(trained, *, steps: int = 50, batch_size: int = 32) -> Cal
   `ig_rows` takes the path points through the gradient in chunks of that many rows."""
   model, params, text = trained.model, trained.params, trained.text
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.ig_inputs)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids,
-                                               method=model.classify_ig_inputs)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply(
+    {"params": p}, e, ids, method=model.classify_ig_inputs
+  )["logits"]
   chunk = {}
   if model.ig_rows:
     batch_size = min(batch_size, model.ig_rows)
@@ -42,23 +44,27 @@ def word_attributor_ig(trained, *, steps: int = 50, batch_size: int = 32) -> Cal
   def attribute(texts: Sequence[str]) -> list[np.ndarray]:
     out = []
     for start in range(0, len(texts), batch_size):
-      part = list(texts[start:start + batch_size])
+      part = list(texts[start : start + batch_size])
       inputs = text.inputs(part + [part[-1]] * (batch_size - len(part)))
       if text.trim is not None:
-        inputs = text.trim(inputs)      # a few shapes, far less padding
+        inputs = text.trim(inputs)  # a few shapes, far less padding
       ids, word_ids = inputs["ids"], text.word_ids(inputs)
-      attr = np.asarray(attributions_by_class(ig, params, jnp.asarray(ids), jnp.asarray(word_ids >= 0),
-                                              trained.num_classes))
+      attr = np.asarray(
+        attributions_by_class(
+          ig, params, jnp.asarray(ids), jnp.asarray(word_ids >= 0), trained.num_classes
+        )
+      )
       words = merge_to_words(attr, word_ids[:, None, :], ids.shape[1])
       for row in range(len(part)):
-        out.append(words[row, :, :int(word_ids[row].max()) + 1])
+        out.append(words[row, :, : int(word_ids[row].max()) + 1])
     return out
 
   return attribute
 
 
-def pair_consistency(attribute: Callable, records: Sequence[dict], *, desc: str = "consistency",
-                     chunk: int = 64) -> dict:
+def pair_consistency(
+  attribute: Callable, records: Sequence[dict], *, desc: str = "consistency", chunk: int = 64
+) -> dict:
   """Kendall's tau and top-k intersection (k = 1..10), per class and averaged over classes, then
   over the pairs; words compared by aligned position so a substitute counts as the same word.
   `attribute(texts) -> [(C, n_words)]` is any word-level attribution method (IG, LIME)."""
@@ -68,12 +74,14 @@ def pair_consistency(attribute: Callable, records: Sequence[dict], *, desc: str 
   scores = []
   with tqdm(total=len(pairs), desc=desc, disable=None, mininterval=2.0) as bar:
     for start in range(0, len(pairs), chunk):
-      part = pairs[start:start + chunk]
+      part = pairs[start : start + chunk]
       orig = attribute([r["original"] for r in part])
       adv = attribute([r["perturbed"] for r in part])
       for record, a, b in zip(part, orig, adv):
-        alignment = consistency.align_positions(tokenize(clean_text(record["original"]))[:a.shape[1]],
-                                                tokenize(clean_text(record["perturbed"]))[:b.shape[1]])
+        alignment = consistency.align_positions(
+          tokenize(clean_text(record["original"]))[: a.shape[1]],
+          tokenize(clean_text(record["perturbed"]))[: b.shape[1]],
+        )
         if alignment:
           scores.append(consistency.pair_consistency(a, b, alignment=alignment))
       bar.update(len(part))

@@ -18,6 +18,7 @@ The word mask, shared with DeBERTa (`deberta.py` imports the helpers below):
   a gradient through an additive -inf mask would be meaningless).
 - Inference: the keep-probability multiplies the embeddings; attention sees every real piece.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,15 +34,15 @@ from flat_jax.models.dropout import Dropout
 from flat_jax.models.word_mask import WordMask
 
 ACTIVATIONS: dict[str, Callable] = {
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),    # HF "gelu" is the exact erf form
-    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
-    "gelu_fast": functools.partial(jax.nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
-    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "tanh": jnp.tanh,
+  "gelu": functools.partial(jax.nn.gelu, approximate=False),  # HF "gelu" is the exact erf form
+  "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
+  "gelu_fast": functools.partial(jax.nn.gelu, approximate=True),
+  "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
+  "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
+  "relu": jax.nn.relu,
+  "silu": jax.nn.silu,
+  "swish": jax.nn.silu,
+  "tanh": jnp.tanh,
 }
 
 
@@ -51,9 +52,12 @@ def activation(name: str) -> Callable:
   return ACTIVATIONS[name]
 
 
-def dense(features: int, initializer_range: float, *, use_bias: bool = True, name: str | None = None):
-  return nn.Dense(features, use_bias=use_bias, name=name,
-                  kernel_init=nn.initializers.normal(initializer_range))
+def dense(
+  features: int, initializer_range: float, *, use_bias: bool = True, name: str | None = None
+):
+  return nn.Dense(
+    features, use_bias=use_bias, name=name, kernel_init=nn.initializers.normal(initializer_range)
+  )
 
 
 def layer_norm(eps: float, name: str | None = None):
@@ -74,15 +78,17 @@ class BertConfig:
   hidden_act: str = "gelu"
   hidden_dropout: float = 0.1
   attention_dropout: float = 0.1
-  classifier_dropout: float | None = None    # None: hidden_dropout, as in HF
+  classifier_dropout: float | None = None  # None: hidden_dropout, as in HF
   initializer_range: float = 0.02
   pad_id: int = 0
-  cls_id: int = 101    # [CLS] and [SEP] of the standard BERT vocabularies (cased and uncased)
+  cls_id: int = 101  # [CLS] and [SEP] of the standard BERT vocabularies (cased and uncased)
   sep_id: int = 102
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
-      raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+      raise ValueError(
+        f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+      )
     activation(self.hidden_act)
 
   @property
@@ -95,22 +101,24 @@ class BertConfig:
     tokenizer's cls_id / sep_id)."""
     embedding_type = hf_config.get("position_embedding_type", "absolute")
     if embedding_type != "absolute":
-      raise ValueError(f"position_embedding_type {embedding_type!r} is not supported (only 'absolute')")
+      raise ValueError(
+        f"position_embedding_type {embedding_type!r} is not supported (only 'absolute')"
+      )
     fields = dict(
-        vocab_size=hf_config["vocab_size"],
-        hidden_size=hf_config.get("hidden_size", 768),
-        num_layers=hf_config.get("num_hidden_layers", 12),
-        num_heads=hf_config.get("num_attention_heads", 12),
-        intermediate_size=hf_config.get("intermediate_size", 3072),
-        max_position=hf_config.get("max_position_embeddings", 512),
-        type_vocab_size=hf_config.get("type_vocab_size", 2),
-        layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
-        hidden_act=hf_config.get("hidden_act", "gelu"),
-        hidden_dropout=hf_config.get("hidden_dropout_prob", 0.1),
-        attention_dropout=hf_config.get("attention_probs_dropout_prob", 0.1),
-        classifier_dropout=hf_config.get("classifier_dropout"),
-        initializer_range=hf_config.get("initializer_range", 0.02),
-        pad_id=hf_config.get("pad_token_id") if hf_config.get("pad_token_id") is not None else 0,
+      vocab_size=hf_config["vocab_size"],
+      hidden_size=hf_config.get("hidden_size", 768),
+      num_layers=hf_config.get("num_hidden_layers", 12),
+      num_heads=hf_config.get("num_attention_heads", 12),
+      intermediate_size=hf_config.get("intermediate_size", 3072),
+      max_position=hf_config.get("max_position_embeddings", 512),
+      type_vocab_size=hf_config.get("type_vocab_size", 2),
+      layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+      hidden_act=hf_config.get("hidden_act", "gelu"),
+      hidden_dropout=hf_config.get("hidden_dropout_prob", 0.1),
+      attention_dropout=hf_config.get("attention_probs_dropout_prob", 0.1),
+      classifier_dropout=hf_config.get("classifier_dropout"),
+      initializer_range=hf_config.get("initializer_range", 0.02),
+      pad_id=hf_config.get("pad_token_id") if hf_config.get("pad_token_id") is not None else 0,
     )
     fields.update(overrides)
     return cls(**fields)
@@ -155,7 +163,9 @@ class BertSelfAttention(nn.Module):
     v = split(dense(c.hidden_size, c.initializer_range, name="value")(hidden))
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(c.head_dim).astype(np.float32)
     scores = jnp.where(attention_mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
-    probs = Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
+    probs = Dropout(c.attention_dropout)(
+      jax.nn.softmax(scores, axis=-1), deterministic=deterministic
+    )
     context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
     return context.reshape(hidden.shape[:-1] + (c.hidden_size,))
 
@@ -167,10 +177,14 @@ class BertLayer(nn.Module):
   def __call__(self, hidden, attention_mask, *, deterministic: bool):
     c = self.config
     drop = lambda x: Dropout(c.hidden_dropout)(x, deterministic=deterministic)
-    attended = BertSelfAttention(c, name="attention")(hidden, attention_mask, deterministic=deterministic)
+    attended = BertSelfAttention(c, name="attention")(
+      hidden, attention_mask, deterministic=deterministic
+    )
     attended = drop(dense(c.hidden_size, c.initializer_range, name="attention_output")(attended))
     hidden = layer_norm(c.layer_norm_eps, name="attention_norm")(hidden + attended)
-    inner = activation(c.hidden_act)(dense(c.intermediate_size, c.initializer_range, name="intermediate")(hidden))
+    inner = activation(c.hidden_act)(
+      dense(c.intermediate_size, c.initializer_range, name="intermediate")(hidden)
+    )
     out = drop(dense(c.hidden_size, c.initializer_range, name="output")(inner))
     return layer_norm(c.layer_norm_eps, name="output_norm")(hidden + out)
 
@@ -178,6 +192,7 @@ class BertLayer(nn.Module):
 class BertEncoder(nn.Module):
   """HF BertModel. Split into steps so the word mask can sit between them:
   embed_words -> embed (the embedding-layer output) -> encode (the layers) -> pool."""
+
   config: BertConfig
 
   def setup(self):
@@ -191,7 +206,7 @@ class BertEncoder(nn.Module):
     return self.embeddings.embed_words(ids)
 
   def embed(self, word_embedded, attention_mask, token_type_ids=None, *, deterministic: bool):
-    del attention_mask    # BERT's embedding layer does not see the padding (DeBERTa's does)
+    del attention_mask  # BERT's embedding layer does not see the padding (DeBERTa's does)
     return self.embeddings(word_embedded, token_type_ids, deterministic=deterministic)
 
   def encode(self, embedded, attention_mask, *, deterministic: bool):
@@ -207,7 +222,9 @@ class BertEncoder(nn.Module):
     """Returns (last hidden states (B, L, H), pooled (B, H)). The attention mask defaults to
     ids != pad_id (HF's default is all ones)."""
     attention_mask = padding_attention_mask(ids, attention_mask, self.config.pad_id)
-    embedded = self.embed(self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic)
+    embedded = self.embed(
+      self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic
+    )
     hidden = self.encode(embedded, attention_mask, deterministic=deterministic)
     return hidden, self.pool(hidden)
 
@@ -222,19 +239,37 @@ def real_token_mask(ids, config):
   return (ids != config.pad_id) & (ids != config.cls_id) & (ids != config.sep_id)
 
 
-def masked_encoding(encoder: nn.Module, word_mask: WordMask | None, word_embedded, ids,
-                    token_type_ids, *, deterministic: bool, word_ids=None):
+def masked_encoding(
+  encoder: nn.Module,
+  word_mask: WordMask | None,
+  word_embedded,
+  ids,
+  token_type_ids,
+  *,
+  deterministic: bool,
+  word_ids=None,
+):
   """Embedding layer -> word mask -> transformer layers, for BERT and DeBERTa encoders.
   Returns (last hidden states, outputs dict with "token_mask" and, with a mask, "phi" per
   piece and "word_phi" (B, L): given word_ids (B, L) (-1 at special and padding pieces) the max
   over each word's pieces, 0 for word indices without pieces; without them phi itself)."""
-  embedded = encoder.embed(word_embedded, ids != encoder.config.pad_id, token_type_ids,
-                           deterministic=deterministic)
-  return masked_layers(encoder, word_mask, embedded, ids, deterministic=deterministic, word_ids=word_ids)
+  embedded = encoder.embed(
+    word_embedded, ids != encoder.config.pad_id, token_type_ids, deterministic=deterministic
+  )
+  return masked_layers(
+    encoder, word_mask, embedded, ids, deterministic=deterministic, word_ids=word_ids
+  )
 
 
-def masked_layers(encoder: nn.Module, word_mask: WordMask | None, embedded, ids, *, deterministic: bool,
-                  word_ids=None):
+def masked_layers(
+  encoder: nn.Module,
+  word_mask: WordMask | None,
+  embedded,
+  ids,
+  *,
+  deterministic: bool,
+  word_ids=None,
+):
   """masked_encoding from the embedding-layer output on: word mask -> transformer layers."""
   attention_mask = ids != encoder.config.pad_id
   token_mask = real_token_mask(ids, encoder.config)
@@ -259,8 +294,9 @@ def piece_phi(encoder: nn.Module, word_mask: WordMask | None, ids, token_type_id
   type ids as the forward pass (the authors' importance shifted the positions by one)."""
   if word_mask is None:
     return jnp.ones(ids.shape, jnp.float32)
-  embedded = encoder.embed(encoder.embed_words(ids), ids != encoder.config.pad_id, token_type_ids,
-                           deterministic=True)
+  embedded = encoder.embed(
+    encoder.embed_words(ids), ids != encoder.config.pad_id, token_type_ids, deterministic=True
+  )
   return word_mask.phi(embedded)
 
 
@@ -268,11 +304,14 @@ class BertClassifier(nn.Module):
   """HF BertForSequenceClassification with an optional variational word mask (mode flat).
 
   Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a mask}."""
+
   config: BertConfig
   num_classes: int
   word_mask: WordMask | None = None
 
-  ig_rows = 128   # texts x path points per IG gradient evaluation: a transformer's activations are large
+  ig_rows = (
+    128  # texts x path points per IG gradient evaluation: a transformer's activations are large
+  )
 
   def setup(self):
     c = self.config
@@ -281,24 +320,34 @@ class BertClassifier(nn.Module):
     self.dropout = Dropout(dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None,
-               perturbation=None):
+  def __call__(
+    self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None, perturbation=None
+  ):
     """perturbation: added to the word-piece embeddings (embedding-space adversarial training)."""
     embedded = self.embed_tokens(ids)
     if perturbation is not None:
       embedded = embedded + perturbation
-    return self.classify_embedded(embedded, ids, deterministic=deterministic,
-                                  token_type_ids=token_type_ids, word_ids=word_ids)
+    return self.classify_embedded(
+      embedded, ids, deterministic=deterministic, token_type_ids=token_type_ids, word_ids=word_ids
+    )
 
   def embed_tokens(self, ids):
     """Word-piece embeddings before position embeddings and the mask: the input space of IG."""
     return self.encoder.embed_words(ids)
 
-  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None,
-                        word_ids=None):
+  def classify_embedded(
+    self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None
+  ):
     """The forward pass from word-piece embeddings; ids give the padding and special pieces."""
-    hidden, outputs = masked_encoding(self.encoder, self.word_mask, word_embedded, ids, token_type_ids,
-                                      deterministic=deterministic, word_ids=word_ids)
+    hidden, outputs = masked_encoding(
+      self.encoder,
+      self.word_mask,
+      word_embedded,
+      ids,
+      token_type_ids,
+      deterministic=deterministic,
+      word_ids=word_ids,
+    )
     pooled = self.dropout(self.encoder.pool(hidden), deterministic=deterministic)
     outputs["logits"] = self.classifier(pooled)
     return outputs
@@ -317,12 +366,13 @@ class BertClassifier(nn.Module):
 
 # ---- word pieces -> words ----
 
+
 def word_max(piece_values, word_ids, num_words: int):
   """Merge piece values into word values by max. piece_values (..., L) float, word_ids (..., L) int
   with -1 for special and padding pieces; returns (..., num_words), 0 for words without pieces.
   Differentiable (the gradient goes to the maximal piece) and jit-friendly (num_words is static)."""
   word_ids = jnp.asarray(word_ids)
-  belongs = word_ids[..., :, None] == jnp.arange(num_words)    # (..., L, W)
+  belongs = word_ids[..., :, None] == jnp.arange(num_words)  # (..., L, W)
   floor = jnp.finfo(piece_values.dtype).min
   merged = jnp.max(jnp.where(belongs, piece_values[..., :, None], floor), axis=-2)
   return jnp.where(jnp.any(belongs, axis=-2), merged, 0.0)
@@ -336,8 +386,11 @@ def word_ids_from_encoding(encoding, index: int = 0) -> np.ndarray:
   return np.array([-1 if w is None else w for w in encoding.word_ids(index)], np.int32)
 
 
-def word_ids_from_pieces(pieces: Sequence[str], special_tokens: Sequence[str] = ("[CLS]", "[SEP]", "[PAD]"),
-                         scheme: str = "auto") -> np.ndarray:
+def word_ids_from_pieces(
+  pieces: Sequence[str],
+  special_tokens: Sequence[str] = ("[CLS]", "[SEP]", "[PAD]"),
+  scheme: str = "auto",
+) -> np.ndarray:
   """Piece -> word index from the pieces' spelling, -1 for special tokens.
 
   scheme "wordpiece": a piece starting with '##' continues the previous word (BERT);
@@ -347,8 +400,13 @@ def word_ids_from_pieces(pieces: Sequence[str], special_tokens: Sequence[str] = 
   special = set(special_tokens)
   if scheme == "auto":
     real = [p for p in pieces if p not in special]
-    scheme = ("sentencepiece" if any(p.startswith("▁") for p in real) else
-              "bpe" if any(p.startswith("Ġ") for p in real) else "wordpiece")
+    scheme = (
+      "sentencepiece"
+      if any(p.startswith("▁") for p in real)
+      else "bpe"
+      if any(p.startswith("Ġ") for p in real)
+      else "wordpiece"
+    )
   marker = {"sentencepiece": "▁", "bpe": "Ġ"}.get(scheme)
   if marker is None and scheme != "wordpiece":
     raise ValueError(f"unknown scheme {scheme!r}; expected auto, wordpiece, sentencepiece or bpe")
@@ -369,6 +427,11 @@ def word_ids_from_pieces(pieces: Sequence[str], special_tokens: Sequence[str] = 
 def encode_words(tokenizer, words: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
   """Tokenize one text given as words with a fast tokenizer: (ids (max_length,) padded,
   word_ids (max_length,) with -1 at special and padding pieces). Truncates to max_length pieces."""
-  encoding = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length,
-                       padding="max_length")
+  encoding = tokenizer(
+    list(words),
+    is_split_into_words=True,
+    truncation=True,
+    max_length=max_length,
+    padding="max_length",
+  )
   return np.array(encoding["input_ids"], np.int32), word_ids_from_encoding(encoding)

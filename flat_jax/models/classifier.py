@@ -1,4 +1,5 @@
 """Word-level text classifier: frozen pretrained embeddings -> encoder -> logits."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -17,6 +18,7 @@ class WordClassifier(nn.Module):
 
   With `word_mask` set (mode=flat) the variational word mask sits between the embeddings and the
   encoder; without it every mask value is 1 (modes base and adv)."""
+
   encoder: nn.Module
   vocab_size: int
   embed_dim: int
@@ -52,7 +54,7 @@ class WordClassifier(nn.Module):
     if self.word_mask is not None:
       embedded, phi, _ = self.word_mask(embedded, deterministic=deterministic)
       outputs["phi"] = phi
-      outputs["word_phi"] = phi   # a position is a word
+      outputs["word_phi"] = phi  # a position is a word
     hidden = self.encoder(embedded, token_mask, deterministic=deterministic)
     outputs["logits"] = self.head(hidden)
     return outputs
@@ -73,16 +75,20 @@ class WordClassifier(nn.Module):
 
 def with_embedding(params, embedding: np.ndarray):
   if params["embed"]["embedding"].shape != embedding.shape:
-    raise ValueError(f"embedding matrix {embedding.shape} does not fit the model "
-                     f"{params['embed']['embedding'].shape}")
+    raise ValueError(
+      f"embedding matrix {embedding.shape} does not fit the model "
+      f"{params['embed']['embedding'].shape}"
+    )
   return {**params, "embed": {"embedding": jnp.asarray(embedding, jnp.float32)}}
 
 
-def build_word_classifier(model_config, vocab_size: int, num_classes: int, embed_dim: int, *,
-                          with_mask: bool = False) -> WordClassifier:
+def build_word_classifier(
+  model_config, vocab_size: int, num_classes: int, embed_dim: int, *, with_mask: bool = False
+) -> WordClassifier:
   if model_config.name == "cnn":
-    encoder = CNNEncoder(tuple(model_config.cnn_kernel_sizes), model_config.cnn_num_filters,
-                         model_config.dropout)
+    encoder = CNNEncoder(
+      tuple(model_config.cnn_kernel_sizes), model_config.cnn_num_filters, model_config.dropout
+    )
   elif model_config.name == "lstm":
     encoder = LSTMEncoder(model_config.lstm_hidden, model_config.dropout)
   else:

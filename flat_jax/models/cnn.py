@@ -1,4 +1,5 @@
 """Kim (2014) CNN: parallel 1-D convolutions, ReLU, max-pool over time, dropout."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -23,7 +24,9 @@ class CNNEncoder(nn.Module):
     pooled = []
     for k in self.kernel_sizes:
       padded = jnp.pad(embedded, ((0, 0), (0, k - 1), (0, 0)))
-      features = nn.Conv(self.num_filters, kernel_size=(k,), padding="VALID", name=f"conv_{k}")(padded)
-      pooled.append(jnp.max(nn.relu(features) * starts_on_token, axis=1))   # ReLU >= 0: 0 is neutral
+      features = nn.Conv(self.num_filters, kernel_size=(k,), padding="VALID", name=f"conv_{k}")(
+        padded
+      )
+      pooled.append(jnp.max(nn.relu(features) * starts_on_token, axis=1))  # ReLU >= 0: 0 is neutral
     hidden = jnp.concatenate(pooled, axis=-1)
     return Dropout(self.dropout)(hidden, deterministic=deterministic)

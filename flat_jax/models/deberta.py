@@ -26,6 +26,7 @@ matches HF's v2 layer. It is for masked-LM heads; the classifiers never use it.
 
 The word mask is applied exactly as in bert.py (see its module docstring).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flat_jax.models.bert import (activation, dense, layer_norm, masked_encoding,
-                                  piece_phi, padding_attention_mask, masked_layers)
+from flat_jax.models.bert import (
+  activation,
+  dense,
+  layer_norm,
+  masked_encoding,
+  piece_phi,
+  padding_attention_mask,
+  masked_layers,
+)
 from flat_jax.models.dropout import Dropout
 from flat_jax.models.word_mask import WordMask
 
@@ -47,7 +55,7 @@ POSITION_ATTENTION_TYPES = ("c2p", "p2c")
 @dataclasses.dataclass(frozen=True)
 class DebertaConfig:
   vocab_size: int
-  version: int = 1                  # 1: modeling_deberta; 2: modeling_deberta_v2 (v2 and v3)
+  version: int = 1  # 1: modeling_deberta; 2: modeling_deberta_v2 (v2 and v3)
   hidden_size: int = 768
   num_layers: int = 12
   num_heads: int = 12
@@ -59,25 +67,25 @@ class DebertaConfig:
   hidden_dropout: float = 0.1
   attention_dropout: float = 0.1
   initializer_range: float = 0.02
-  embedding_size: int | None = None         # None: hidden_size; else projected to it (no bias)
-  position_biased_input: bool = True        # absolute position embeddings added to the input
+  embedding_size: int | None = None  # None: hidden_size; else projected to it (no bias)
+  position_biased_input: bool = True  # absolute position embeddings added to the input
   relative_attention: bool = False
-  max_relative_positions: int = -1          # < 1: max_position
-  pos_att_type: tuple[str, ...] = ()        # subset of ("c2p", "p2c")
-  position_buckets: int = -1                # v2: log buckets when > 0
-  share_att_key: bool = False               # v2
-  norm_rel_ebd: bool = False                # v2: LayerNorm on the relative embeddings
-  conv_kernel_size: int = 0                 # v2: convolution beside the first layer when > 0
+  max_relative_positions: int = -1  # < 1: max_position
+  pos_att_type: tuple[str, ...] = ()  # subset of ("c2p", "p2c")
+  position_buckets: int = -1  # v2: log buckets when > 0
+  share_att_key: bool = False  # v2
+  norm_rel_ebd: bool = False  # v2: LayerNorm on the relative embeddings
+  conv_kernel_size: int = 0  # v2: convolution beside the first layer when > 0
   conv_groups: int = 1
   conv_act: str = "tanh"
-  talking_head: bool = False                # v1
-  attention_head_size: int | None = None    # v2; None: hidden_size // num_heads
-  pooler_hidden_size: int | None = None     # None: hidden_size
+  talking_head: bool = False  # v1
+  attention_head_size: int | None = None  # v2; None: hidden_size // num_heads
+  pooler_hidden_size: int | None = None  # None: hidden_size
   pooler_hidden_act: str = "gelu"
   pooler_dropout: float = 0.0
-  cls_dropout: float | None = None          # None: hidden_dropout, as in HF
+  cls_dropout: float | None = None  # None: hidden_dropout, as in HF
   pad_id: int = 0
-  cls_id: int = 1       # [CLS] / [SEP] of the DeBERTa vocabularies (v1 GPT-2 BPE and v2/v3 spm)
+  cls_id: int = 1  # [CLS] / [SEP] of the DeBERTa vocabularies (v1 GPT-2 BPE and v2/v3 spm)
   sep_id: int = 2
 
   def __post_init__(self):
@@ -85,13 +93,24 @@ class DebertaConfig:
       raise ValueError(f"DeBERTa version must be 1 or 2, got {self.version}")
     bad = [t for t in self.pos_att_type if t not in POSITION_ATTENTION_TYPES]
     if bad:
-      raise ValueError(f"unsupported pos_att_type {bad}; supported: {', '.join(POSITION_ATTENTION_TYPES)}")
+      raise ValueError(
+        f"unsupported pos_att_type {bad}; supported: {', '.join(POSITION_ATTENTION_TYPES)}"
+      )
     if self.attention_head_size is None and self.hidden_size % self.num_heads:
-      raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
-    if self.version == 1 and (self.position_buckets > 0 or self.share_att_key or self.norm_rel_ebd
-                              or self.conv_kernel_size > 0 or self.attention_head_size is not None):
-      raise ValueError("position_buckets, share_att_key, norm_rel_ebd, conv_kernel_size and "
-                       "attention_head_size are DeBERTa-v2 settings: use version=2")
+      raise ValueError(
+        f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+      )
+    if self.version == 1 and (
+      self.position_buckets > 0
+      or self.share_att_key
+      or self.norm_rel_ebd
+      or self.conv_kernel_size > 0
+      or self.attention_head_size is not None
+    ):
+      raise ValueError(
+        "position_buckets, share_att_key, norm_rel_ebd, conv_kernel_size and "
+        "attention_head_size are DeBERTa-v2 settings: use version=2"
+      )
     if self.version == 2 and self.talking_head:
       raise ValueError("talking_head exists only in DeBERTa v1")
     if self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0:
@@ -123,33 +142,48 @@ class DebertaConfig:
     pos_att_type = hf_config.get("pos_att_type") or ()
     if isinstance(pos_att_type, str):
       pos_att_type = [t.strip() for t in pos_att_type.lower().split("|") if t.strip()]
-    norm_rel_ebd = [t.strip() for t in str(hf_config.get("norm_rel_ebd", "none")).lower().split("|")]
+    norm_rel_ebd = [
+      t.strip() for t in str(hf_config.get("norm_rel_ebd", "none")).lower().split("|")
+    ]
     hidden = hf_config.get("hidden_size", 768)
     get = hf_config.get
     fields = dict(
-        vocab_size=hf_config["vocab_size"], version=version, hidden_size=hidden,
-        num_layers=get("num_hidden_layers", 12), num_heads=get("num_attention_heads", 12),
-        intermediate_size=get("intermediate_size", 3072), max_position=get("max_position_embeddings", 512),
-        type_vocab_size=get("type_vocab_size", 0), layer_norm_eps=get("layer_norm_eps", 1e-7),
-        hidden_act=get("hidden_act", "gelu"), hidden_dropout=get("hidden_dropout_prob", 0.1),
-        attention_dropout=get("attention_probs_dropout_prob", 0.1),
-        initializer_range=get("initializer_range", 0.02),
-        embedding_size=get("embedding_size") if get("embedding_size") not in (None, hidden) else None,
-        position_biased_input=get("position_biased_input", True),
-        relative_attention=get("relative_attention", False),
-        max_relative_positions=get("max_relative_positions", -1),
-        pos_att_type=tuple(pos_att_type),
-        pooler_hidden_size=get("pooler_hidden_size") if get("pooler_hidden_size") not in (None, hidden) else None,
-        pooler_hidden_act=get("pooler_hidden_act", "gelu"), pooler_dropout=get("pooler_dropout", 0.0),
-        cls_dropout=get("cls_dropout"),
-        pad_id=get("pad_token_id") if get("pad_token_id") is not None else 0,
+      vocab_size=hf_config["vocab_size"],
+      version=version,
+      hidden_size=hidden,
+      num_layers=get("num_hidden_layers", 12),
+      num_heads=get("num_attention_heads", 12),
+      intermediate_size=get("intermediate_size", 3072),
+      max_position=get("max_position_embeddings", 512),
+      type_vocab_size=get("type_vocab_size", 0),
+      layer_norm_eps=get("layer_norm_eps", 1e-7),
+      hidden_act=get("hidden_act", "gelu"),
+      hidden_dropout=get("hidden_dropout_prob", 0.1),
+      attention_dropout=get("attention_probs_dropout_prob", 0.1),
+      initializer_range=get("initializer_range", 0.02),
+      embedding_size=get("embedding_size") if get("embedding_size") not in (None, hidden) else None,
+      position_biased_input=get("position_biased_input", True),
+      relative_attention=get("relative_attention", False),
+      max_relative_positions=get("max_relative_positions", -1),
+      pos_att_type=tuple(pos_att_type),
+      pooler_hidden_size=get("pooler_hidden_size")
+      if get("pooler_hidden_size") not in (None, hidden)
+      else None,
+      pooler_hidden_act=get("pooler_hidden_act", "gelu"),
+      pooler_dropout=get("pooler_dropout", 0.0),
+      cls_dropout=get("cls_dropout"),
+      pad_id=get("pad_token_id") if get("pad_token_id") is not None else 0,
     )
     if version == 2:
       fields.update(
-          position_buckets=get("position_buckets", -1), share_att_key=get("share_att_key", False),
-          norm_rel_ebd="layer_norm" in norm_rel_ebd, conv_kernel_size=get("conv_kernel_size", 0),
-          conv_groups=get("conv_groups", 1), conv_act=get("conv_act", "tanh"),
-          attention_head_size=get("attention_head_size"))
+        position_buckets=get("position_buckets", -1),
+        share_att_key=get("share_att_key", False),
+        norm_rel_ebd="layer_norm" in norm_rel_ebd,
+        conv_kernel_size=get("conv_kernel_size", 0),
+        conv_groups=get("conv_groups", 1),
+        conv_act=get("conv_act", "tanh"),
+        attention_head_size=get("attention_head_size"),
+      )
     else:
       fields.update(talking_head=get("talking_head", False))
     fields.update(overrides)
@@ -163,7 +197,9 @@ def log_bucket_position(relative, bucket_size: int, max_position: int) -> np.nda
   relative = np.asarray(relative)
   mid = bucket_size // 2
   sign = np.sign(relative)
-  abs_pos = np.where((relative < mid) & (relative > -mid), mid - 1, np.abs(relative)).astype(np.float32)
+  abs_pos = np.where((relative < mid) & (relative > -mid), mid - 1, np.abs(relative)).astype(
+    np.float32
+  )
   scale = np.log(np.float32((max_position - 1) / mid))
   log_pos = np.ceil(np.log(abs_pos / np.float32(mid)) / scale * np.float32(mid - 1)) + mid
   return np.where(abs_pos <= mid, relative, log_pos * sign).astype(np.int64)
@@ -185,8 +221,16 @@ class DisentangledSelfAttention(nn.Module):
   config: DebertaConfig
 
   @nn.compact
-  def __call__(self, hidden, attention_mask, rel_embeddings, rel_index, *, deterministic: bool,
-               query_states=None):
+  def __call__(
+    self,
+    hidden,
+    attention_mask,
+    rel_embeddings,
+    rel_index,
+    *,
+    deterministic: bool,
+    query_states=None,
+  ):
     """hidden: (B, L, H) keys and values (and queries unless query_states is given);
     attention_mask: (B, 1, L, L) bool; rel_embeddings: (R, H) the rows rel_index (L, L) points at."""
     c = self.config
@@ -209,17 +253,23 @@ class DisentangledSelfAttention(nn.Module):
       length = hidden.shape[1]
       rows = np.arange(length)
       if "c2p" in c.pos_att_type:
-        pos_key = key_proj if c.share_att_key else dense(inner, init, use_bias=c.version >= 2, name="pos_key")
+        pos_key = (
+          key_proj
+          if c.share_att_key
+          else dense(inner, init, use_bias=c.version >= 2, name="pos_key")
+        )
         c2p = jnp.einsum("bqhd,rhd->bhqr", q, split(pos_key(rel)))
-        scores = scores + c2p[:, :, rows[:, None], rel_index]            # [i, j] -> row d(i, j)
+        scores = scores + c2p[:, :, rows[:, None], rel_index]  # [i, j] -> row d(i, j)
       if "p2c" in c.pos_att_type:
         pos_query = query_proj if c.share_att_key else dense(inner, init, name="pos_query")
         p2c = jnp.einsum("bkhd,rhd->bhkr", k, split(pos_query(rel)) / scale)
-        scores = scores + p2c[:, :, rows[None, :], rel_index]            # [i, j] -> key j, row d(i, j)
+        scores = scores + p2c[:, :, rows[None, :], rel_index]  # [i, j] -> key j, row d(i, j)
     if c.talking_head:
       scores = _mix_heads(scores, "head_logits", init)
     scores = jnp.where(attention_mask, scores, jnp.finfo(scores.dtype).min)
-    probs = Dropout(c.attention_dropout)(jax.nn.softmax(scores, axis=-1), deterministic=deterministic)
+    probs = Dropout(c.attention_dropout)(
+      jax.nn.softmax(scores, axis=-1), deterministic=deterministic
+    )
     if c.talking_head:
       probs = _mix_heads(probs, "head_weights", init)
     context = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
@@ -236,32 +286,53 @@ class DebertaLayer(nn.Module):
   config: DebertaConfig
 
   @nn.compact
-  def __call__(self, hidden, attention_mask, rel_embeddings, rel_index, *, deterministic: bool,
-               query_states=None):
+  def __call__(
+    self,
+    hidden,
+    attention_mask,
+    rel_embeddings,
+    rel_index,
+    *,
+    deterministic: bool,
+    query_states=None,
+  ):
     c = self.config
     drop = lambda x: Dropout(c.hidden_dropout)(x, deterministic=deterministic)
     attended = DisentangledSelfAttention(c, name="attention")(
-        hidden, attention_mask, rel_embeddings, rel_index, deterministic=deterministic,
-        query_states=query_states)
+      hidden,
+      attention_mask,
+      rel_embeddings,
+      rel_index,
+      deterministic=deterministic,
+      query_states=query_states,
+    )
     residual = hidden if query_states is None else query_states
     attended = drop(dense(c.hidden_size, c.initializer_range, name="attention_output")(attended))
     hidden = layer_norm(c.layer_norm_eps, name="attention_norm")(residual + attended)
-    inner = activation(c.hidden_act)(dense(c.intermediate_size, c.initializer_range, name="intermediate")(hidden))
+    inner = activation(c.hidden_act)(
+      dense(c.intermediate_size, c.initializer_range, name="intermediate")(hidden)
+    )
     out = drop(dense(c.hidden_size, c.initializer_range, name="output")(inner))
     return layer_norm(c.layer_norm_eps, name="output_norm")(hidden + out)
 
 
 class ConvLayer(nn.Module):
   """DeBERTa-v2's convolution over the embedding-layer output, added to the first layer's output."""
+
   config: DebertaConfig
 
   @nn.compact
   def __call__(self, embedded, layer_output, token_mask, *, deterministic: bool):
     c = self.config
     pad = (c.conv_kernel_size - 1) // 2
-    out = nn.Conv(c.hidden_size, (c.conv_kernel_size,), padding=[(pad, pad)],
-                  feature_group_count=c.conv_groups, name="conv",
-                  kernel_init=nn.initializers.normal(c.initializer_range))(embedded)
+    out = nn.Conv(
+      c.hidden_size,
+      (c.conv_kernel_size,),
+      padding=[(pad, pad)],
+      feature_group_count=c.conv_groups,
+      name="conv",
+      kernel_init=nn.initializers.normal(c.initializer_range),
+    )(embedded)
     out = jnp.where(token_mask[..., None], out, 0.0)
     out = activation(c.conv_act)(Dropout(c.hidden_dropout)(out, deterministic=deterministic))
     out = layer_norm(c.layer_norm_eps, name="norm")(layer_output + out)
@@ -306,6 +377,7 @@ class DebertaEmbeddings(nn.Module):
 class DebertaEncoder(nn.Module):
   """HF DebertaModel / DebertaV2Model in the steps the word mask needs:
   embed_words -> embed (the embedding-layer output) -> encode (the layers)."""
+
   config: DebertaConfig
 
   def setup(self):
@@ -313,8 +385,11 @@ class DebertaEncoder(nn.Module):
     self.embeddings = DebertaEmbeddings(c)
     self.layers = [DebertaLayer(c) for _ in range(c.num_layers)]
     if c.relative_attention:
-      self.rel_embeddings = nn.Embed(2 * c.relative_span, c.hidden_size,
-                                     embedding_init=nn.initializers.normal(c.initializer_range))
+      self.rel_embeddings = nn.Embed(
+        2 * c.relative_span,
+        c.hidden_size,
+        embedding_init=nn.initializers.normal(c.initializer_range),
+      )
       if c.norm_rel_ebd:
         self.rel_norm = layer_norm(c.layer_norm_eps)
     if c.conv_kernel_size > 0:
@@ -325,7 +400,9 @@ class DebertaEncoder(nn.Module):
 
   def embed(self, word_embedded, attention_mask, token_type_ids=None, *, deterministic: bool):
     """The embedding-layer output; padding rows are zeroed, as HF does."""
-    return self.embeddings(word_embedded, attention_mask, token_type_ids, deterministic=deterministic)
+    return self.embeddings(
+      word_embedded, attention_mask, token_type_ids, deterministic=deterministic
+    )
 
   def _relative(self, length):
     if not self.config.relative_attention:
@@ -355,8 +432,15 @@ class DebertaEncoder(nn.Module):
       states.append(out)
     return states if all_layers else states[-1]
 
-  def enhanced_mask_decoder(self, hidden_states, query_states, attention_mask, *, z_steps: int = 2,
-                            deterministic: bool = True):
+  def enhanced_mask_decoder(
+    self,
+    hidden_states,
+    query_states,
+    attention_mask,
+    *,
+    z_steps: int = 2,
+    deterministic: bool = True,
+  ):
     """HF's z_steps branch: z_steps - 1 more passes of the last layer, keys and values from
     `hidden_states` (the second-to-last layer's output), queries from the previous pass (first:
     `query_states`, the last layer's output). Returns every pass's output."""
@@ -365,15 +449,18 @@ class DebertaEncoder(nn.Module):
     rel, index = self._relative(hidden_states.shape[1])
     outputs = []
     for _ in range(z_steps - 1):
-      query_states = self.layers[-1](hidden_states, pairs, rel, index, deterministic=deterministic,
-                                     query_states=query_states)
+      query_states = self.layers[-1](
+        hidden_states, pairs, rel, index, deterministic=deterministic, query_states=query_states
+      )
       outputs.append(query_states)
     return outputs
 
   def __call__(self, ids, attention_mask=None, token_type_ids=None, *, deterministic: bool = True):
     """Last hidden states (B, L, H). The attention mask defaults to ids != pad_id."""
     attention_mask = padding_attention_mask(ids, attention_mask, self.config.pad_id)
-    embedded = self.embed(self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic)
+    embedded = self.embed(
+      self.embed_words(ids), attention_mask, token_type_ids, deterministic=deterministic
+    )
     return self.encode(embedded, attention_mask, deterministic=deterministic)
 
 
@@ -381,11 +468,14 @@ class DebertaClassifier(nn.Module):
   """HF DebertaForSequenceClassification (and DebertaV2...) with an optional word mask.
 
   Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a mask}."""
+
   config: DebertaConfig
   num_classes: int
   word_mask: WordMask | None = None
 
-  ig_rows = 128   # texts x path points per IG gradient evaluation: a transformer's activations are large
+  ig_rows = (
+    128  # texts x path points per IG gradient evaluation: a transformer's activations are large
+  )
 
   def setup(self):
     c = self.config
@@ -395,23 +485,33 @@ class DebertaClassifier(nn.Module):
     self.dropout = Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None,
-               perturbation=None):
+  def __call__(
+    self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None, perturbation=None
+  ):
     """perturbation: added to the word-piece embeddings (embedding-space adversarial training)."""
     embedded = self.embed_tokens(ids)
     if perturbation is not None:
       embedded = embedded + perturbation
-    return self.classify_embedded(embedded, ids, deterministic=deterministic,
-                                  token_type_ids=token_type_ids, word_ids=word_ids)
+    return self.classify_embedded(
+      embedded, ids, deterministic=deterministic, token_type_ids=token_type_ids, word_ids=word_ids
+    )
 
   def embed_tokens(self, ids):
     """Word-piece embeddings before the embedding LayerNorm and the mask: the input space of IG."""
     return self.encoder.embed_words(ids)
 
-  def classify_embedded(self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None,
-                        word_ids=None):
-    hidden, outputs = masked_encoding(self.encoder, self.word_mask, word_embedded, ids, token_type_ids,
-                                      deterministic=deterministic, word_ids=word_ids)
+  def classify_embedded(
+    self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None
+  ):
+    hidden, outputs = masked_encoding(
+      self.encoder,
+      self.word_mask,
+      word_embedded,
+      ids,
+      token_type_ids,
+      deterministic=deterministic,
+      word_ids=word_ids,
+    )
     return self._head(hidden, outputs, deterministic)
 
   def _head(self, hidden, outputs, deterministic: bool):

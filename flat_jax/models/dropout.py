@@ -8,6 +8,7 @@ for attention dropout at long lengths: BERT at IMDB's 250 pieces spends about 28
 step drawing dropout masks with `bernoulli` (benchmarks/train_step.py; README, Performance).
 Keys of another PRNG implementation (rbg) go through `jax.random.bernoulli` unchanged.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ def keep_mask(key, keep_prob: float, shape) -> jax.Array:
   (raw uint32[2] or typed)."""
   shape = tuple(shape)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    if str(jax.random.key_impl(key)) != "threefry2x32":   # rbg keys: the library's draw
+    if str(jax.random.key_impl(key)) != "threefry2x32":  # rbg keys: the library's draw
       return jax.random.bernoulli(key, quantized(keep_prob), shape)
     key = jax.random.key_data(key)
   elif key.shape != (2,):
@@ -54,6 +55,7 @@ def keep_mask(key, keep_prob: float, shape) -> jax.Array:
 
 class Dropout(nn.Module):
   """nn.Dropout's contract (rate, `deterministic`, the "dropout" RNG stream) with `keep_mask`."""
+
   rate: float
   rng_collection: str = "dropout"
 
@@ -62,7 +64,7 @@ class Dropout(nn.Module):
     if deterministic or self.rate == 0.0:
       return inputs
     keep_prob = quantized(1.0 - self.rate)
-    if keep_prob == 0.0:        # rate 1, or within 2^-17 of it
+    if keep_prob == 0.0:  # rate 1, or within 2^-17 of it
       return jnp.zeros_like(inputs)
     keep = keep_mask(self.make_rng(self.rng_collection), keep_prob, inputs.shape)
     return jnp.where(keep, inputs / keep_prob, jnp.zeros_like(inputs))

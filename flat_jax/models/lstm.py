@@ -1,4 +1,5 @@
 """One-layer unidirectional LSTM; tanh, max-pool over the real time steps, tanh (the authors' head)."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -20,6 +21,6 @@ class LSTMEncoder(nn.Module):
     # kept out of the pool (the authors pool over the padded length).
     outputs = jnp.where(token_mask[..., None], outputs, -jnp.inf)
     pooled = jnp.max(outputs, axis=1)
-    pooled = jnp.where(jnp.isfinite(pooled), pooled, 0.0)   # a text with no tokens
+    pooled = jnp.where(jnp.isfinite(pooled), pooled, 0.0)  # a text with no tokens
     pooled = jnp.tanh(pooled)
     return Dropout(self.dropout)(pooled, deterministic=deterministic)

@@ -4,6 +4,7 @@ The first stage starts from the pretrained checkpoint (or random weights, model.
 tokenizer covers every word, so an adversarial round adds nothing. A workdir keeps architecture.json
 and tokenizer/ to rebuild its model without the checkpoint.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ from flat_jax.models.params import merge_params
 
 
 class Family:
-  word_gradients = False   # a substitute may be another number of pieces: no first-order flip
+  word_gradients = False  # a substitute may be another number of pieces: no first-order flip
 
   def __init__(self, text: PieceEncoder, source: transformer.TransformerSource):
     self.text = text
@@ -26,16 +27,25 @@ class Family:
   def for_run(cls, config, dataset) -> "Family":
     source = transformer.load_source(config.model)
     if config.data.max_length > source.arch.max_position:
-      raise CheckpointError(f"data.max_length={config.data.max_length} pieces exceeds the model's "
-                            f"{source.arch.max_position} positions")
+      raise CheckpointError(
+        f"data.max_length={config.data.max_length} pieces exceeds the model's "
+        f"{source.arch.max_position} positions"
+      )
     logging.info("model: %s", source.description)
     return cls(PieceEncoder(source.tokenizer, config.data.max_length), source)
 
   def describe(self) -> dict:
     return {"pretrained": self.source.description}
 
-  def build(self, config, num_classes: int, with_mask: bool, init_params: dict | None,
-            restore: dict | None, sample_ids):
+  def build(
+    self,
+    config,
+    num_classes: int,
+    with_mask: bool,
+    init_params: dict | None,
+    restore: dict | None,
+    sample_ids,
+  ):
     """(model, params, embedding-table size): the pretrained checkpoint (or random weights) with
     the previous stage's best (`init_params`) or `restore` over it; a word mask new in this stage
     starts fresh."""
@@ -49,7 +59,7 @@ class Family:
     return model, params, int(table.size)
 
   def grow(self, config, words) -> dict:
-    return {}   # the tokenizer reads every word already
+    return {}  # the tokenizer reads every word already
 
   def save(self, workdir) -> None:
     transformer.save_architecture(self.source.arch, workdir)
@@ -59,10 +69,18 @@ class Family:
   def load(workdir, config, params):
     """(model, text, num_classes) of a saved run; shapes come from the checkpoint's params."""
     num_classes = params["classifier"]["bias"].shape[0]
-    model = transformer.build(transformer.load_architecture(workdir), num_classes, config.model,
-                              with_mask="word_mask" in params)
-    text = PieceEncoder(transformer.load_saved_tokenizer(pathlib.Path(workdir)), config.data.max_length)
+    model = transformer.build(
+      transformer.load_architecture(workdir),
+      num_classes,
+      config.model,
+      with_mask="word_mask" in params,
+    )
+    text = PieceEncoder(
+      transformer.load_saved_tokenizer(pathlib.Path(workdir)), config.data.max_length
+    )
     return model, text, num_classes
 
   def vocabulary_phi(self, model, params):
-    return None   # a piece's phi depends on its position (the embedding-layer output): no per-word table
+    return (
+      None  # a piece's phi depends on its position (the embedding-layer output): no per-word table
+    )

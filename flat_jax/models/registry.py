@@ -7,12 +7,17 @@ family is one new module and one line in FAMILIES (and its preset lengths, if it
 
 Importing this module is light (no JAX, no Flax): the config reads it.
 """
+
 from __future__ import annotations
 
 import importlib
 
-FAMILIES = {"lstm": "word_family", "cnn": "word_family", "bert": "piece_family",
-            "deberta": "piece_family"}
+FAMILIES = {
+  "lstm": "word_family",
+  "cnn": "word_family",
+  "bert": "piece_family",
+  "deberta": "piece_family",
+}
 
 # data.max_length of the presets, per family and dataset (none: the preset's own). Word pieces,
 # [CLS] and [SEP] included: on SST-2 99% of the training texts take at most 52 MiniLM pieces and

@@ -8,6 +8,7 @@ weights, keeping only the checkpoint's tokenizer (the offline MiniLM's when `pre
 A workdir keeps what is needed to rebuild its model without the checkpoint: architecture.json and
 the tokenizer files (tokenizer/).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,9 +19,14 @@ from typing import Any
 import jax
 
 from flat_jax.models.bert import BertConfig
-from flat_jax.models.checkpoints_hf import (CheckpointError, build_classifier, default_bert_dir,
-                                            init_classifier_params, load_hf_checkpoint,
-                                            load_tokenizer)
+from flat_jax.models.checkpoints_hf import (
+  CheckpointError,
+  build_classifier,
+  default_bert_dir,
+  init_classifier_params,
+  load_hf_checkpoint,
+  load_tokenizer,
+)
 from flat_jax.models.deberta import DebertaConfig
 from flat_jax.models.word_mask import WordMask
 
@@ -32,7 +38,7 @@ ARCHITECTURE_FILE = "architecture.json"
 class TransformerSource:
   arch: BertConfig | DebertaConfig
   tokenizer: Any
-  pretrained: dict | None      # converted checkpoint params; None from scratch
+  pretrained: dict | None  # converted checkpoint params; None from scratch
   description: str
 
 
@@ -45,23 +51,30 @@ def checkpoint_dir(model_config) -> pathlib.Path:
     except FileNotFoundError as e:
       raise CheckpointError(f"{e} (model.pretrained is empty)") from e
   raise CheckpointError(
-      "model.name=deberta needs model.pretrained=DIR (a DeBERTa checkpoint directory such as a local "
-      "copy of microsoft/deberta-base); no pretrained DeBERTa exists offline. "
-      "--config.model.from_scratch=True trains one from random weights instead.")
+    "model.name=deberta needs model.pretrained=DIR (a DeBERTa checkpoint directory such as a local "
+    "copy of microsoft/deberta-base); no pretrained DeBERTa exists offline. "
+    "--config.model.from_scratch=True trains one from random weights instead."
+  )
 
 
 def scratch_architecture(model_config, tokenizer) -> BertConfig | DebertaConfig:
   """A fresh architecture of the configured size over the tokenizer's vocabulary; DeBERTa is
   deberta-base's kind (relative c2p|p2c attention, no absolute positions in the input)."""
-  special = dict(vocab_size=len(tokenizer), pad_id=int(tokenizer.pad_token_id),
-                 cls_id=int(tokenizer.cls_token_id), sep_id=int(tokenizer.sep_token_id),
-                 hidden_size=model_config.scratch_hidden, num_layers=model_config.scratch_layers,
-                 num_heads=model_config.scratch_heads,
-                 intermediate_size=model_config.scratch_intermediate)
+  special = dict(
+    vocab_size=len(tokenizer),
+    pad_id=int(tokenizer.pad_token_id),
+    cls_id=int(tokenizer.cls_token_id),
+    sep_id=int(tokenizer.sep_token_id),
+    hidden_size=model_config.scratch_hidden,
+    num_layers=model_config.scratch_layers,
+    num_heads=model_config.scratch_heads,
+    intermediate_size=model_config.scratch_intermediate,
+  )
   if model_config.name == "bert":
     return BertConfig(**special)
-  return DebertaConfig(**special, relative_attention=True, pos_att_type=("c2p", "p2c"),
-                       position_biased_input=False)
+  return DebertaConfig(
+    **special, relative_attention=True, pos_att_type=("c2p", "p2c"), position_biased_input=False
+  )
 
 
 def load_source(model_config) -> TransformerSource:
@@ -69,16 +82,23 @@ def load_source(model_config) -> TransformerSource:
   if model_config.from_scratch:
     tokenizer = load_tokenizer(directory)
     arch = scratch_architecture(model_config, tokenizer)
-    return TransformerSource(arch, tokenizer, None,
-                             f"random {model_config.name} ({arch.num_layers} layers, hidden "
-                             f"{arch.hidden_size}), tokenizer of {directory}")
+    return TransformerSource(
+      arch,
+      tokenizer,
+      None,
+      f"random {model_config.name} ({arch.num_layers} layers, hidden "
+      f"{arch.hidden_size}), tokenizer of {directory}",
+    )
   arch, params, tokenizer = load_hf_checkpoint(directory)
   wanted = BertConfig if model_config.name == "bert" else DebertaConfig
   if not isinstance(arch, wanted):
-    raise CheckpointError(f"{directory} holds a {type(arch).__name__[:-6]} checkpoint, but "
-                          f"model.name={model_config.name}")
-  return TransformerSource(arch, tokenizer, params,
-                           f"{directory} ({arch.num_layers} layers, hidden {arch.hidden_size})")
+    raise CheckpointError(
+      f"{directory} holds a {type(arch).__name__[:-6]} checkpoint, but "
+      f"model.name={model_config.name}"
+    )
+  return TransformerSource(
+    arch, tokenizer, params, f"{directory} ({arch.num_layers} layers, hidden {arch.hidden_size})"
+  )
 
 
 def build(arch, num_classes: int, model_config, *, with_mask: bool):
@@ -96,6 +116,7 @@ def init_params(model, source: TransformerSource, seed: int) -> dict:
 
 
 # ---- the copy a workdir keeps ----
+
 
 def save_architecture(arch, workdir) -> None:
   kind = "bert" if isinstance(arch, BertConfig) else "deberta"

@@ -5,6 +5,7 @@ logits). Training multiplies the embedding by a hard straight-through Gumbel-sof
 keep/drop decision; inference multiplies it by the keep-probability. Because the mask sees only the
 word's own embedding, the keep-probability of a word is its global importance phi(word).
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -65,10 +66,10 @@ class WordMask(nn.Module):
       mask = phi
     else:
       gumbel = jax.random.gumbel(self.make_rng("mask"), logits.shape, logits.dtype)
-      margin = (logits[..., KEEP] + gumbel[..., KEEP] - logits[..., DROP] - gumbel[..., DROP])
-      soft = jax.nn.sigmoid(margin / self.temperature)     # the keep entry of the Gumbel softmax
+      margin = logits[..., KEEP] + gumbel[..., KEEP] - logits[..., DROP] - gumbel[..., DROP]
+      soft = jax.nn.sigmoid(margin / self.temperature)  # the keep entry of the Gumbel softmax
       hard = (margin > 0).astype(soft.dtype)
-      mask = hard - jax.lax.stop_gradient(soft) + soft      # straight-through
+      mask = hard - jax.lax.stop_gradient(soft) + soft  # straight-through
     return embedded * mask[..., None], phi, mask
 
 

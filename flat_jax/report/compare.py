@@ -11,6 +11,7 @@ the successful adversarial example, a failed attack's last attempt, a skipped ex
 read by every other run's model. Row = the model the texts were crafted against, column = the model
 that reads them, cell = its accuracy; the diagonal is each run's own after-attack accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ from flat_jax.report.plots import run_label
 
 def _records(workdir: pathlib.Path, recipe: str) -> dict[int, dict]:
   from flat_jax.attacks.generate import read_records
+
   path = workdir / "attacks" / f"test_{recipe}.jsonl"
   return read_records(path) if path.exists() else {}
 
@@ -61,17 +63,23 @@ def common_set_table(workdirs: Sequence, recipes: Sequence[str]) -> str:
     if not all(by_run):
       continue
     indices = common_set(by_run)
-    own = [100.0 * sum(r["status"] == "failed" for r in recs.values()) / len(recs) for recs in by_run]
+    own = [
+      100.0 * sum(r["status"] == "failed" for r in recs.values()) / len(recs) for recs in by_run
+    ]
     columns.append([(common_set_accuracy(recs, indices), o) for recs, o in zip(by_run, own)])
     header.append(f"{recipe}: AA on the common {len(indices)} (own AA on {len(by_run[0])})")
   if not columns:
     return "(no attack recorded for every run)"
-  rows = [[name] + [("-" if c[i][0] is None else f"{c[i][0]:.2f}") + f" ({c[i][1]:.2f})" for c in columns]
-          for i, name in enumerate(names)]
+  rows = [
+    [name] + [("-" if c[i][0] is None else f"{c[i][0]:.2f}") + f" ({c[i][1]:.2f})" for c in columns]
+    for i, name in enumerate(names)
+  ]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(row) + " |" for row in rows]
-  return ("After-attack accuracy (%) on the test examples every compared model classifies correctly "
-          "(A2T's common set), the run's own after-attack accuracy in brackets.\n\n" + "\n".join(lines))
+  return (
+    "After-attack accuracy (%) on the test examples every compared model classifies correctly "
+    "(A2T's common set), the run's own after-attack accuracy in brackets.\n\n" + "\n".join(lines)
+  )
 
 
 def transfer_matrix(workdirs: Sequence, recipe: str) -> tuple[list[str], np.ndarray]:
@@ -79,6 +87,7 @@ def transfer_matrix(workdirs: Sequence, recipe: str) -> tuple[list[str], np.ndar
   where run i has no records of `recipe`."""
   from flat_jax.attacks.bridge import PredictionBridge
   from flat_jax.training.artifacts import load_trained
+
   workdirs = [pathlib.Path(w) for w in workdirs]
   sources = [_records(w, recipe) for w in workdirs]
   matrix = np.full((len(workdirs), len(workdirs)), np.nan)
@@ -99,10 +108,17 @@ def transfer_table(workdirs: Sequence, recipes: Sequence[str]) -> str:
     names, matrix = transfer_matrix(workdirs, recipe)
     if np.isnan(matrix).all():
       continue
-    lines = ["| crafted against \\ read by | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    lines = [
+      "| crafted against \\ read by | " + " | ".join(names) + " |",
+      "|" + "---|" * (len(names) + 1),
+    ]
     for name, row in zip(names, matrix):
-      lines.append(f"| {name} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in row) + " |")
+      lines.append(
+        f"| {name} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in row) + " |"
+      )
     parts.append(f"**{recipe}**\n\n" + "\n".join(lines))
-  return ("Transfer matrix: accuracy (%) of each model (column) on the adversarial test texts crafted "
-          "against each model (row); the diagonal is the run's own after-attack accuracy.\n\n"
-          + ("\n\n".join(parts) or "(no attack records)"))
+  return (
+    "Transfer matrix: accuracy (%) of each model (column) on the adversarial test texts crafted "
+    "against each model (row); the diagonal is the run's own after-attack accuracy.\n\n"
+    + ("\n\n".join(parts) or "(no attack records)")
+  )

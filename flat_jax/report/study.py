@@ -12,6 +12,7 @@ difference's is the root of the summed variances (cautious: the runs are attacke
 examples, so the true one is smaller). A factor "moves it" when the difference from the reference
 exceeds two such standard errors on every seed, with the same sign.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ def _accuracy(run: dict, recipe: str) -> tuple[float, int] | None:
 
 def _variance(acc: float, n: int) -> float:
   p = acc / 100.0
-  return 100.0 ** 2 * p * (1.0 - p) / max(n, 1)
+  return 100.0**2 * p * (1.0 - p) / max(n, 1)
 
 
 def group_runs(runs: list[dict]) -> tuple[str, dict[str, dict[int, dict]]]:
@@ -84,7 +85,7 @@ def compare(groups: dict, setting: str, recipe: str = "textfooler") -> dict:
     if setting != REFERENCE and setting.startswith("flat") and ref_run and "minus_base" in row:
       ref_acc = _accuracy(ref_run, recipe)
       ref_base = groups.get(base_of(REFERENCE, groups), {}).get(seed)
-      if ref_acc and ref_base and base_of(REFERENCE, groups) == base:   # same base: it cancels
+      if ref_acc and ref_base and base_of(REFERENCE, groups) == base:  # same base: it cancels
         row["vs_reference"], row["vs_reference_se"] = _difference(acc, ref_acc)
       elif ref_acc and ref_base and (ref_base_acc := _accuracy(ref_base, recipe)):
         ref_diff = _difference(ref_acc, ref_base_acc)
@@ -132,35 +133,53 @@ def render_study(runs: list[dict]) -> str:
   prefix, groups = group_runs(runs)
   if not groups:
     return "(no finished study runs)\n"
-  order = sorted(groups, key=lambda s: (s.split("_")[0] != "base", s.split("_")[0] != "adv",
-                                        s != REFERENCE, s))
-  lines = [f"Study on {prefix}: after-attack accuracy (AA, %) on the first attacked test examples per "
-           "seed (seeds in increasing order, `a / b`), its difference from the setting's base and "
-           f"from `{REFERENCE}` (our protocol) on the same seed, ± one standard error of a difference.",
-           "",
-           "The attacks queried each model at temperature T (softmax(logits / T); "
-           "`eval.attack_temperature`, fitted on dev by default; raw: runs evaluated before "
-           "temperatures existed, at T = 1).",
-           "",
-           "| setting | base | SA | T | TextFooler AA | AA - base | AA - `flat` | PWWS AA | PWWS - base "
-           "| KT | top-5 | moves FLAT's AA? |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  order = sorted(
+    groups, key=lambda s: (s.split("_")[0] != "base", s.split("_")[0] != "adv", s != REFERENCE, s)
+  )
+  lines = [
+    f"Study on {prefix}: after-attack accuracy (AA, %) on the first attacked test examples per "
+    "seed (seeds in increasing order, `a / b`), its difference from the setting's base and "
+    f"from `{REFERENCE}` (our protocol) on the same seed, ± one standard error of a difference.",
+    "",
+    "The attacks queried each model at temperature T (softmax(logits / T); "
+    "`eval.attack_temperature`, fitted on dev by default; raw: runs evaluated before "
+    "temperatures existed, at T = 1).",
+    "",
+    "| setting | base | SA | T | TextFooler AA | AA - base | AA - `flat` | PWWS AA | PWWS - base "
+    "| KT | top-5 | moves FLAT's AA? |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for setting in order:
     seeds = groups[setting]
     tf, pwws = compare(groups, setting), compare(groups, setting, "pwws")
     sa = _cell([f"{seeds[s]['standard_accuracy']:.1f}" for s in sorted(seeds)])
-    fmt = lambda rows, key: _cell([f"{r[key]:+.1f} ± {r[key + '_se']:.1f}" for r in rows.values()
-                                   if key in r])
-    kt = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "kendall_tau")) is not None])
-    top5 = _cell([f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "top5")) is not None])
+    fmt = lambda rows, key: _cell(
+      [f"{r[key]:+.1f} ± {r[key + '_se']:.1f}" for r in rows.values() if key in r]
+    )
+    kt = _cell(
+      [
+        f"{v:.2f}"
+        for s in sorted(seeds)
+        if (v := _interpretation(seeds[s], "kendall_tau")) is not None
+      ]
+    )
+    top5 = _cell(
+      [f"{v:.2f}" for s in sorted(seeds) if (v := _interpretation(seeds[s], "top5")) is not None]
+    )
     accuracies = lambda rows: _cell([f"{r['accuracy']:.1f}" for r in rows.values()])
     temperature = _cell([_temperature(seeds[s]) for s in sorted(seeds)])
     base = f"`{tf['base']}`" if tf["base"] else "-"
-    lines.append(f"| `{setting}` | {base} | {sa} | {temperature} | {accuracies(tf['seeds'])} "
-                 f"| {fmt(tf['seeds'], 'minus_base')} | {fmt(tf['seeds'], 'vs_reference')} "
-                 f"| {accuracies(pwws['seeds'])} | {fmt(pwws['seeds'], 'minus_base')} | {kt} | {top5} "
-                 f"| {verdict(tf)} |")
+    lines.append(
+      f"| `{setting}` | {base} | {sa} | {temperature} | {accuracies(tf['seeds'])} "
+      f"| {fmt(tf['seeds'], 'minus_base')} | {fmt(tf['seeds'], 'vs_reference')} "
+      f"| {accuracies(pwws['seeds'])} | {fmt(pwws['seeds'], 'minus_base')} | {kt} | {top5} "
+      f"| {verdict(tf)} |"
+    )
   seeds = sorted({seed for runs_ in groups.values() for seed in runs_})
-  lines += ["", f"Seeds: {', '.join(map(str, seeds))}. Runs: "
-            + ", ".join(f"`{s}` ({len(groups[s])})" for s in order) + "."]
+  lines += [
+    "",
+    f"Seeds: {', '.join(map(str, seeds))}. Runs: "
+    + ", ".join(f"`{s}` ({len(groups[s])})" for s in order)
+    + ".",
+  ]
   return "\n".join(lines) + "\n"

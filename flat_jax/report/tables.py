@@ -4,6 +4,7 @@ Input: results.json files (a workdir, or any folder holding one). A cell reads "
 where we have no run. Runs with the same key (dataset, model, mode, training attack, beta, gamma)
 are averaged and the cell says over how many.
 """
+
 from __future__ import annotations
 
 import collections
@@ -52,7 +53,7 @@ def _key(run: dict):
   settings = None
   if run["mode"] == "flat":
     settings = (flat.get("beta"), flat.get("gamma"))
-    if flat.get("entropy_reduction", "sum") != "sum":   # not the paper's objective: its own row
+    if flat.get("entropy_reduction", "sum") != "sum":  # not the paper's objective: its own row
       settings += (flat["entropy_reduction"],)
   adversary = {**DEFAULT_ADVERSARY, **run.get("embedding_adversary", {})}
   if run["mode"] in EMBEDDING_MODES and adversary != DEFAULT_ADVERSARY:
@@ -77,8 +78,12 @@ def _mean(values):
 
 def _cell(ours, paper_value, digits=2) -> str:
   value, n, low, high = ours if isinstance(ours, tuple) else (ours, 1, ours, ours)
-  text = "-" if value is None else f"{value:.{digits}f}" + (
-      f" [{n} runs: {low:.{digits}f}-{high:.{digits}f}]" if n > 1 else "")
+  text = (
+    "-"
+    if value is None
+    else f"{value:.{digits}f}"
+    + (f" [{n} runs: {low:.{digits}f}-{high:.{digits}f}]" if n > 1 else "")
+  )
   return text if paper_value is None else f"{text} ({paper_value:.{digits}f})"
 
 
@@ -94,8 +99,9 @@ def _row_keys(groups):
   order = {m: i for i, m in enumerate(paper.MODELS)}
   modes = {m: i for i, m in enumerate(paper.MODE_NAMES)}
   attacks = {None: 0, "textfooler": 1, "pwws": 2}
-  return sorted(present, key=lambda k: (order.get(k[0], 9), modes.get(k[1], 9), attacks.get(k[2], 3),
-                                        str(k[3])))
+  return sorted(
+    present, key=lambda k: (order.get(k[0], 9), modes.get(k[1], 9), attacks.get(k[2], 3), str(k[3]))
+  )
 
 
 def _label(model, mode, attack, beta_gamma, with_attack=True) -> str:
@@ -126,16 +132,24 @@ def table2(runs: Sequence[dict]) -> str:
   rows = []
   for model, mode, attack, bg in _row_keys(groups):
     ref = paper.TABLE2.get((model, mode, attack), {}) if _is_paper_setting(bg) else {}
-    rows.append([_label(model, mode, attack, bg)] + [
-        _cell(_mean([r.get("standard_accuracy") for r in groups.get((d, model, mode, attack, bg), [])]),
-              ref.get(d)) for d in datasets])
-  return ("Table 2: standard test accuracy (%), ours (paper).\n\n"
-          + _table(["Models"] + [paper.DATASET_NAMES.get(d, d) for d in datasets], rows))
+    rows.append(
+      [_label(model, mode, attack, bg)]
+      + [
+        _cell(
+          _mean([r.get("standard_accuracy") for r in groups.get((d, model, mode, attack, bg), [])]),
+          ref.get(d),
+        )
+        for d in datasets
+      ]
+    )
+  return "Table 2: standard test accuracy (%), ours (paper).\n\n" + _table(
+    ["Models"] + [paper.DATASET_NAMES.get(d, d) for d in datasets], rows
+  )
 
 
 def _interpretation(run, method, recipe, field):
   scores = run.get("interpretation", {}).get(method, {}).get(recipe)
-  if not scores or "kendall_tau" not in scores:   # no original/adversarial pairs to compare
+  if not scores or "kendall_tau" not in scores:  # no original/adversarial pairs to compare
     return None
   return scores["kendall_tau"] if field == "kt" else scores["topk_intersection"].get("5")
 
@@ -149,7 +163,7 @@ def table3(runs: Sequence[dict], method: str = "ig") -> str:
   for recipe in ("textfooler", "pwws"):
     rows = []
     for model, mode, attack, bg in _row_keys(groups):
-      if attack is not None and attack != recipe:   # base, pgd, freelb: no training attack
+      if attack is not None and attack != recipe:  # base, pgd, freelb: no training attack
         continue
       ref = paper.TABLE3.get((recipe, model, mode), {}) if _is_paper_setting(bg) else {}
       # pgd/freelb come with and without attack rounds: the label says which
@@ -164,47 +178,69 @@ def table3(runs: Sequence[dict], method: str = "ig") -> str:
       if any(not c.startswith("-") for c in row[1:]):
         rows.append(row)
     if rows:
-      header = ["Models"] + [f"{paper.DATASET_NAMES.get(d, d)} {m}" for d in datasets
-                             for m in ("AA", "KT", "TI")]
+      header = ["Models"] + [
+        f"{paper.DATASET_NAMES.get(d, d)} {m}" for d in datasets for m in ("AA", "KT", "TI")
+      ]
       parts.append(f"**{paper.ATTACK_NAMES[recipe]}**\n\n" + _table(header, rows))
-  return (f"Table 3: after-attack accuracy (AA, %), Kendall's tau (KT) and top-5 intersection (TI) "
-          f"of {method.upper()} attributions, ours (paper).\n\n" + "\n\n".join(parts or ["(no runs)"]))
+  return (
+    f"Table 3: after-attack accuracy (AA, %), Kendall's tau (KT) and top-5 intersection (TI) "
+    f"of {method.upper()} attributions, ours (paper).\n\n" + "\n\n".join(parts or ["(no runs)"])
+  )
 
 
 def table4(runs: Sequence[dict]) -> str:
   """After-attack accuracy on SST-2 of base models and of models trained with Textfooler."""
-  groups = {k: v for k, v in _groups(runs).items() if k[0] == "sst2" and k[3] in (None, "textfooler")}
+  groups = {
+    k: v for k, v in _groups(runs).items() if k[0] == "sst2" and k[3] in (None, "textfooler")
+  }
   rows = []
   for model, mode, attack, bg in _row_keys(groups):
     ref = paper.TABLE4.get((model, mode), {}) if _is_paper_setting(bg) else {}
     group = groups[("sst2", model, mode, attack, bg)]
-    ours = [_mean([r.get("after_attack", {}).get(a, {}).get("accuracy") for r in group])
-            for a in paper.TRANSFER_ATTACKS]
+    ours = [
+      _mean([r.get("after_attack", {}).get(a, {}).get("accuracy") for r in group])
+      for a in paper.TRANSFER_ATTACKS
+    ]
     if all(value is None for value, *_ in ours):
-      continue   # a run not attacked with the transfer attacks: nothing to show, not a row of dashes
-    rows.append([_label(model, mode, None, bg)] + [
-        _cell(value, ref.get(a)) for value, a in zip(ours, paper.TRANSFER_ATTACKS)])
-  return ("Table 4: after-attack accuracy (%) on SST-2 under attacks not seen in training (adv and "
-          "FLAT trained with Textfooler), ours (paper).\n\n"
-          + _table(["Models"] + [paper.ATTACK_NAMES[a] for a in paper.TRANSFER_ATTACKS],
-                   rows or [["(no SST-2 runs)"] + [""] * len(paper.TRANSFER_ATTACKS)]))
+      continue  # a run not attacked with the transfer attacks: nothing to show, not a row of dashes
+    rows.append(
+      [_label(model, mode, None, bg)]
+      + [_cell(value, ref.get(a)) for value, a in zip(ours, paper.TRANSFER_ATTACKS)]
+    )
+  return (
+    "Table 4: after-attack accuracy (%) on SST-2 under attacks not seen in training (adv and "
+    "FLAT trained with Textfooler), ours (paper).\n\n"
+    + _table(
+      ["Models"] + [paper.ATTACK_NAMES[a] for a in paper.TRANSFER_ATTACKS],
+      rows or [["(no SST-2 runs)"] + [""] * len(paper.TRANSFER_ATTACKS)],
+    )
+  )
 
 
 def table5(runs: Sequence[dict]) -> str:
   """The beta/gamma ablation of LSTM-FLAT on SST-2 trained with Textfooler."""
-  groups = {k[4]: v for k, v in _groups(runs).items()
-            if k[:4] == ("sst2", "lstm", "flat", "textfooler")}
+  groups = {
+    k[4]: v for k, v in _groups(runs).items() if k[:4] == ("sst2", "lstm", "flat", "textfooler")
+  }
   rows = []
   for bg in sorted(groups, key=lambda x: (-x[0], -x[1])):
     ref = paper.TABLE5.get(tuple(bg), (None, None))
     group = groups[bg]
-    rows.append([f"β = {bg[0]:g}, γ = {bg[1]:g}",
-                 _cell(_mean([r.get("standard_accuracy") for r in group]), ref[0]),
-                 _cell(_mean([r.get("after_attack", {}).get("textfooler", {}).get("accuracy")
-                              for r in group]), ref[1])])
-  return ("Table 5: LSTM-FLAT on SST-2 (Textfooler) with and without its regularisers; SA standard "
-          "accuracy (%), AA after-attack accuracy (%), ours (paper).\n\n"
-          + _table(["Hyperparameters", "SA", "AA"], rows or [["(no LSTM-FLAT SST-2 runs)", "", ""]]))
+    rows.append(
+      [
+        f"β = {bg[0]:g}, γ = {bg[1]:g}",
+        _cell(_mean([r.get("standard_accuracy") for r in group]), ref[0]),
+        _cell(
+          _mean([r.get("after_attack", {}).get("textfooler", {}).get("accuracy") for r in group]),
+          ref[1],
+        ),
+      ]
+    )
+  return (
+    "Table 5: LSTM-FLAT on SST-2 (Textfooler) with and without its regularisers; SA standard "
+    "accuracy (%), AA after-attack accuracy (%), ours (paper).\n\n"
+    + _table(["Hyperparameters", "SA", "AA"], rows or [["(no LSTM-FLAT SST-2 runs)", "", ""]])
+  )
 
 
 def static_sets_table(runs: Sequence[dict]) -> str:
@@ -215,10 +251,14 @@ def static_sets_table(runs: Sequence[dict]) -> str:
   rows = []
   for r in runs:
     cells = [r.get("static_sets", {}).get(n, {}) for n in names]
-    rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}"]
-                + [f"{c['accuracy']:.2f} ({c['num_examples']})" if c else "-" for c in cells])
-  return ("Static adversarial sets: accuracy (%) on each fixed set (texts in brackets), no attack "
-          "run.\n\n" + _table(["Run"] + names, rows))
+    rows.append(
+      [f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}"]
+      + [f"{c['accuracy']:.2f} ({c['num_examples']})" if c else "-" for c in cells]
+    )
+  return (
+    "Static adversarial sets: accuracy (%) on each fixed set (texts in brackets), no attack "
+    "run.\n\n" + _table(["Run"] + names, rows)
+  )
 
 
 def quality_table(runs: Sequence[dict]) -> str:
@@ -227,6 +267,7 @@ def quality_table(runs: Sequence[dict]) -> str:
   rows = []
   for r in runs:
     for recipe, q in sorted(r.get("attack_quality", {}).items()):
+
       def mean(metric, digits=2):
         m = q.get(metric, {})
         return f"{m['mean']:.{digits}f}" if m.get("n") else "-"
@@ -237,17 +278,39 @@ def quality_table(runs: Sequence[dict]) -> str:
           return "-"
         p = m["percentiles"]
         return f"{m['mean']:.2f} [{p['10']:.2f}-{p['90']:.2f}]"
-      rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
-                   paper.ATTACK_NAMES.get(recipe, recipe), str(q.get("num_examples", 0)),
-                   mean("words_changed"), spread("perturbed_fraction"), spread("similarity"),
-                   mean("synonym_share"), mean("pos_agreement")])
+
+      rows.append(
+        [
+          f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
+          paper.ATTACK_NAMES.get(recipe, recipe),
+          str(q.get("num_examples", 0)),
+          mean("words_changed"),
+          spread("perturbed_fraction"),
+          spread("similarity"),
+          mean("synonym_share"),
+          mean("pos_agreement"),
+        ]
+      )
   if not rows:
     return ""
-  return ("Quality of the adversarial examples (successful attacks): mean [10th-90th percentile]; "
-          "similarity is the sentence encoder's cosine, synonyms the share of substitutes that are "
-          "WordNet synonyms of the replaced word, POS the share keeping its part of speech.\n\n"
-          + _table(["Run", "attack", "examples", "words changed", "fraction changed", "similarity",
-                    "synonyms", "POS kept"], rows))
+  return (
+    "Quality of the adversarial examples (successful attacks): mean [10th-90th percentile]; "
+    "similarity is the sentence encoder's cosine, synonyms the share of substitutes that are "
+    "WordNet synonyms of the replaced word, POS the share keeping its part of speech.\n\n"
+    + _table(
+      [
+        "Run",
+        "attack",
+        "examples",
+        "words changed",
+        "fraction changed",
+        "similarity",
+        "synonyms",
+        "POS kept",
+      ],
+      rows,
+    )
+  )
 
 
 def faithfulness_table(runs: Sequence[dict]) -> str:
@@ -258,26 +321,44 @@ def faithfulness_table(runs: Sequence[dict]) -> str:
     for method, f in sorted(r.get("faithfulness", {}).items()):
       if not f.get("num_texts"):
         continue
-      rows.append([f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
-                   method.upper(), str(f["num_texts"]),
-                   f"{f['aopc_comprehensiveness']:.3f} ({f['aopc_comprehensiveness_random']:.3f})",
-                   f"{f['aopc_sufficiency']:.3f} ({f['aopc_sufficiency_random']:.3f})"])
+      rows.append(
+        [
+          f"{paper.DATASET_NAMES.get(r.get('dataset'), r.get('dataset'))} {_label(*_key(r))}",
+          method.upper(),
+          str(f["num_texts"]),
+          f"{f['aopc_comprehensiveness']:.3f} ({f['aopc_comprehensiveness_random']:.3f})",
+          f"{f['aopc_sufficiency']:.3f} ({f['aopc_sufficiency_random']:.3f})",
+        ]
+      )
   if not rows:
     return ""
-  return ("Faithfulness: AOPC (k = 1..10 words) of comprehensiveness (probability drop when the top-k "
-          "words are deleted; higher is faithful) and sufficiency (drop when only they are kept; "
-          "lower is faithful), a random ranking of the same texts in brackets.\n\n"
-          + _table(["Run", "method", "texts", "comprehensiveness", "sufficiency"], rows))
+  return (
+    "Faithfulness: AOPC (k = 1..10 words) of comprehensiveness (probability drop when the top-k "
+    "words are deleted; higher is faithful) and sufficiency (drop when only they are kept; "
+    "lower is faithful), a random ranking of the same texts in brackets.\n\n"
+    + _table(["Run", "method", "texts", "comprehensiveness", "sufficiency"], rows)
+  )
 
 
 def _describe(run: dict) -> str:
-  attacked = ", ".join(f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items())
-  return (f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
-          f"{run.get('rounds_done', 0)} rounds, test examples attacked: {attacked or 'none'}")
+  attacked = ", ".join(
+    f"{recipe} on {s['num_examples']}" for recipe, s in run.get("after_attack", {}).items()
+  )
+  return (
+    f"{run.get('_path', '?')}: {run['dataset']} {_label(*_key(run))}, {run.get('status')}, "
+    f"{run.get('rounds_done', 0)} rounds, test examples attacked: {attacked or 'none'}"
+  )
 
 
 def render(runs: Sequence[dict]) -> str:
   sources = "\n".join(f"- {_describe(r)}" for r in runs)
-  parts = [table2(runs), table3(runs), table4(runs), table5(runs), static_sets_table(runs),
-           quality_table(runs), faithfulness_table(runs)]
+  parts = [
+    table2(runs),
+    table3(runs),
+    table4(runs),
+    table5(runs),
+    static_sets_table(runs),
+    quality_table(runs),
+    faithfulness_table(runs),
+  ]
   return "\n\n".join([p for p in parts if p] + ["Runs:\n\n" + sources]) + "\n"

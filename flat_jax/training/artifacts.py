@@ -1,5 +1,6 @@
 """A trained model as a workdir holds it: config.json, Orbax checkpoints, and what its family
 (flat_jax.models.registry) saved to read texts and rebuild the model."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,9 @@ from flat_jax.training.checkpoints import load_params
 
 @dataclasses.dataclass
 class TrainedModel:
-  model: object                   # WordClassifier, BertClassifier or DebertaClassifier
+  model: object  # WordClassifier, BertClassifier or DebertaClassifier
   params: dict
-  text: TextEncoder               # texts -> the model's inputs, as it was trained
+  text: TextEncoder  # texts -> the model's inputs, as it was trained
   config: ml_collections.ConfigDict
   num_classes: int
 

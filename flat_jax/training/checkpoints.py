@@ -8,6 +8,7 @@ leaves no half checkpoint behind among the steps. A step that cannot be read (a 
 copy cut short) is removed with a warning, so that the epoch is saved afresh instead of Orbax
 skipping a step that exists, and the one before it is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,12 @@ import orbax.checkpoint as ocp
 
 
 def _state_tree(state) -> dict:
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng}
+  return {
+    "step": state.step,
+    "params": state.params,
+    "opt_state": state.opt_state,
+    "rng": state.rng,
+  }
 
 
 def _abstract(tree):
@@ -36,16 +42,30 @@ class StageCheckpoints:
   def save(self, epoch: int, state, meta: dict, *, is_best: bool) -> None:
     # best first: a run killed between the two saves re-runs this epoch and finds the same best
     if is_best and epoch not in self.best.all_steps():
-      self.best.save(epoch, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
-                                                    meta=ocp.args.JsonSave(meta)))
+      self.best.save(
+        epoch,
+        args=ocp.args.Composite(
+          params=ocp.args.StandardSave(state.params), meta=ocp.args.JsonSave(meta)
+        ),
+      )
       self.best.wait_until_finished()
-    self.latest.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(_state_tree(state)),
-                                                    meta=ocp.args.JsonSave(meta)))
+    self.latest.save(
+      epoch,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_state_tree(state)), meta=ocp.args.JsonSave(meta)
+      ),
+    )
     self.latest.wait_until_finished()
 
   def _drop(self, manager, name: str, step: int, error: Exception) -> None:
-    logging.warning("checkpoint %s/%s/%d unreadable (%s: %s); removed, using the one before it",
-                    self.directory, name, step, type(error).__name__, str(error)[:200])
+    logging.warning(
+      "checkpoint %s/%s/%d unreadable (%s: %s); removed, using the one before it",
+      self.directory,
+      name,
+      step,
+      type(error).__name__,
+      str(error)[:200],
+    )
     shutil.rmtree(self.directory / name / str(step), ignore_errors=True)
     manager.reload()
 
@@ -53,14 +73,20 @@ class StageCheckpoints:
     """(state, meta) from the newest readable checkpoint, or None when there is none."""
     for step in sorted(self.latest.all_steps(), reverse=True):
       try:
-        restored = self.latest.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(_abstract(_state_tree(state))), meta=ocp.args.JsonRestore()))
+        restored = self.latest.restore(
+          step,
+          args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(_state_tree(state))),
+            meta=ocp.args.JsonRestore(),
+          ),
+        )
       except Exception as e:  # corrupt or partial: fall back to the one before
         self._drop(self.latest, "latest", step, e)
         continue
       tree = restored["state"]
-      return state.replace(step=tree["step"], params=tree["params"], opt_state=tree["opt_state"],
-                           rng=tree["rng"]), dict(restored["meta"])
+      return state.replace(
+        step=tree["step"], params=tree["params"], opt_state=tree["opt_state"], rng=tree["rng"]
+      ), dict(restored["meta"])
     return None
 
   def restore_best(self, params_like):
@@ -68,8 +94,12 @@ class StageCheckpoints:
     was saved, its best_dev_accuracy and best_epoch those of these params), or None."""
     for step in sorted(self.best.all_steps(), reverse=True):
       try:
-        restored = self.best.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(_abstract(params_like)), meta=ocp.args.JsonRestore()))
+        restored = self.best.restore(
+          step,
+          args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(_abstract(params_like)), meta=ocp.args.JsonRestore()
+          ),
+        )
       except Exception as e:
         self._drop(self.best, "best", step, e)
         continue
@@ -108,8 +138,12 @@ def load_params(path) -> dict:
           try:
             tree = _read_alone(step_dir / item)
           except Exception as e:  # damaged: the step before it, or the next folder
-            logging.warning("checkpoint %s unreadable (%s: %s); trying an older one", step_dir,
-                            type(e).__name__, str(e)[:200])
+            logging.warning(
+              "checkpoint %s unreadable (%s: %s); trying an older one",
+              step_dir,
+              type(e).__name__,
+              str(e)[:200],
+            )
             continue
           return tree["params"] if item == "state" else tree
   raise FileNotFoundError(f"no readable Orbax checkpoint with params under {path}")
@@ -117,9 +151,14 @@ def load_params(path) -> dict:
 
 def _read_alone(directory: pathlib.Path) -> dict:
   me = jax.process_index()
-  reader = ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
-      primary_host=me, active_processes={me}))
+  reader = ocp.StandardCheckpointer(
+    multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}
+    )
+  )
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                        ocp.StandardCheckpointHandler().metadata(directory).tree)
+  target = jax.tree.map(
+    lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+    ocp.StandardCheckpointHandler().metadata(directory).tree,
+  )
   return reader.restore(directory, target)

@@ -26,6 +26,7 @@ trainer/gradient.py: --adv-steps 5, --adv-learning-rate 0.03, --adv-init-mag 0.0
 --adv-max-norm 0 = unbounded, l2). Their adv-steps is our K for both modes: K forward-backward
 passes for FreeLB (the last ascent skipped, as theirs), K ascent steps and one more pass for PGD.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,11 +39,11 @@ MODES = ("pgd", "freelb")
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingAdversary:
-  kind: str                    # "pgd" or "freelb"
-  steps: int = 5               # K
+  kind: str  # "pgd" or "freelb"
+  steps: int = 5  # K
   step_size: float = 0.03
   init_magnitude: float = 0.05
-  max_norm: float = 0.0        # 0 = unbounded
+  max_norm: float = 0.0  # 0 = unbounded
 
   def __post_init__(self):
     if self.kind not in MODES:

@@ -1,4 +1,5 @@
 """Epoch loop: train, evaluate on dev each epoch, keep the best-dev parameters."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,9 +31,10 @@ def _check_finite(step_metrics: list[dict], stage: str, epoch: int, first_step: 
   for i, m in enumerate(step_metrics):
     if not np.isfinite(m["loss"]):
       raise TrainingError(
-          f"{stage}: the training loss is {float(m['loss'])} at epoch {epoch}, step {first_step + i + 1} "
-          f"(learning rate too high, or bad inputs?); stopped before saving this epoch: the "
-          f"checkpoint of epoch {epoch - 1} is the last one")
+        f"{stage}: the training loss is {float(m['loss'])} at epoch {epoch}, step {first_step + i + 1} "
+        f"(learning rate too high, or bad inputs?); stopped before saving this epoch: the "
+        f"checkpoint of epoch {epoch - 1} is the last one"
+      )
 
 
 class MetricsWriter:
@@ -56,7 +58,9 @@ class MetricsWriter:
       try:
         record = json.loads(line)
       except json.JSONDecodeError:
-        logging.warning("%s:%d: a damaged line (cut short?) dropped: %r", self.path, number, line[:80])
+        logging.warning(
+          "%s:%d: a damaged line (cut short?) dropped: %r", self.path, number, line[:80]
+        )
         continue
       if not (record.get("stage") == stage and record.get("epoch", 0) > epoch):
         keep.append(line)
@@ -65,16 +69,18 @@ class MetricsWriter:
     os.replace(tmp, self.path)
 
   def write(self, record: dict) -> None:
-    logging.info("%s", " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in record.items()))
+    logging.info(
+      "%s",
+      " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+    )
     if not self.path:
       return
-    if self._tensorboard:   # before the line joins the file: its stage's offset ignores it
+    if self._tensorboard:  # before the line joins the file: its stage's offset ignores it
       self._scalars(record)
     try:
       with open(self.path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-    except OSError as e:   # named: a buffered write's ENOSPC comes at close, without a filename
+    except OSError as e:  # named: a buffered write's ENOSPC comes at close, without a filename
       if e.filename is None:
         raise OSError(e.errno, e.strerror, str(self.path)) from e
       raise
@@ -95,10 +101,14 @@ class MetricsWriter:
 
   def _scalars(self, record: dict) -> None:
     if self._writer is None:
-      from tensorboardX import SummaryWriter   # only when asked for
+      from tensorboardX import SummaryWriter  # only when asked for
+
       # its own file per writer: two in the same second would otherwise share (and clobber) one
-      self._writer = SummaryWriter(str(self.path.parent / "tensorboard"), flush_secs=10,
-                                   filename_suffix=f".{os.getpid()}.{time.time_ns()}")
+      self._writer = SummaryWriter(
+        str(self.path.parent / "tensorboard"),
+        flush_secs=10,
+        filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+      )
     step = self.global_step(record.get("stage", ""), record.get("step", 0))
     for key, value in record.items():
       if isinstance(value, (int, float)) and key not in ("step", "epoch") and math.isfinite(value):
@@ -107,8 +117,9 @@ class MetricsWriter:
     self._writer.flush()
 
 
-def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
-                   trim: PaddingTrim | None = None) -> np.ndarray:
+def predict_logits(
+  eval_step, params, split: EncodedSplit, batch_size: int, mesh, trim: PaddingTrim | None = None
+) -> np.ndarray:
   """Logits of every row in order. With `trim` (a batch -> batch cut of padding), rows go through
   in order of length so that short texts share short batches."""
   ids, labels, order = split.ids, split.labels, None
@@ -129,8 +140,9 @@ def predict_logits(eval_step, params, split: EncodedSplit, batch_size: int, mesh
   return logits
 
 
-def accuracy(eval_step, params, split: EncodedSplit, batch_size: int, mesh,
-             trim: PaddingTrim | None = None) -> float:
+def accuracy(
+  eval_step, params, split: EncodedSplit, batch_size: int, mesh, trim: PaddingTrim | None = None
+) -> float:
   """Accuracy in percent, as the paper reports it."""
   logits = predict_logits(eval_step, params, split, batch_size, mesh, trim)
   return float(100.0 * np.mean(np.argmax(logits, -1) == split.labels))
@@ -159,11 +171,26 @@ class FitResult:
   seconds: float
 
 
-def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, eval_step: Callable,
-        mesh, epochs: int, batch_size: int, eval_batch_size: int, seed: int,
-        metrics: MetricsWriter, stage: str = "train", steps_limit: int = 0,
-        checkpoints: StageCheckpoints | None = None, trim: PaddingTrim | None = None,
-        pack_twins: bool = False, select_epoch: str = "best_dev") -> FitResult:
+def fit(
+  state,
+  train: EncodedSplit,
+  dev: EncodedSplit,
+  *,
+  train_step: Callable,
+  eval_step: Callable,
+  mesh,
+  epochs: int,
+  batch_size: int,
+  eval_batch_size: int,
+  seed: int,
+  metrics: MetricsWriter,
+  stage: str = "train",
+  steps_limit: int = 0,
+  checkpoints: StageCheckpoints | None = None,
+  trim: PaddingTrim | None = None,
+  pack_twins: bool = False,
+  select_epoch: str = "best_dev",
+) -> FitResult:
   """Trains for `epochs`, evaluating on dev after each; with `checkpoints`, saves every epoch and
   resumes after the last saved one (the batch order and randomness of an epoch depend only on the
   seed, the epoch and the step, so a resumed run repeats the uninterrupted one). `trim` cuts each
@@ -174,42 +201,61 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
   if select_epoch not in ("best_dev", "last"):
     raise ValueError(f"select_epoch must be 'best_dev' or 'last', not {select_epoch!r}")
   best_params, best_dev, best_epoch, start_epoch, seconds = None, -1.0, -1, 0, 0.0
-  state = distributed.replicate(state, mesh)   # restored (and saved) as arrays over the whole mesh
+  state = distributed.replicate(state, mesh)  # restored (and saved) as arrays over the whole mesh
   if checkpoints is not None and (restored := checkpoints.restore_latest(state)) is not None:
     fresh_state = state
     state, meta = restored
     start_epoch, best_dev, best_epoch = meta["epoch"], meta["best_dev_accuracy"], meta["best_epoch"]
     seconds = meta["seconds"]
     best = checkpoints.restore_best(state.params)
-    if best is None:   # every best checkpoint damaged: the stage is trained again
+    if best is None:  # every best checkpoint damaged: the stage is trained again
       logging.warning("%s: no readable best checkpoint; training this stage again", stage)
       checkpoints.clear_latest()
       state, start_epoch, best_dev, best_epoch, seconds = fresh_state, 0, -1.0, -1, 0.0
       best_params = None
     else:
       best_params, best_meta = best
-      if best_meta["best_epoch"] != best_epoch:   # the newest best was damaged: the one before
-        logging.warning("%s: best epoch %d lost; epoch %d (dev %.2f) is the best again", stage,
-                        best_epoch, best_meta["best_epoch"], best_meta["best_dev_accuracy"])
+      if best_meta["best_epoch"] != best_epoch:  # the newest best was damaged: the one before
+        logging.warning(
+          "%s: best epoch %d lost; epoch %d (dev %.2f) is the best again",
+          stage,
+          best_epoch,
+          best_meta["best_epoch"],
+          best_meta["best_dev_accuracy"],
+        )
         best_dev, best_epoch = best_meta["best_dev_accuracy"], best_meta["best_epoch"]
-    del fresh_state   # no second copy of the state through training
-    logging.info("%s: resuming after epoch %d of %d (best dev %.2f at epoch %d)", stage, start_epoch,
-                 epochs, best_dev, best_epoch)
+    del fresh_state  # no second copy of the state through training
+    logging.info(
+      "%s: resuming after epoch %d of %d (best dev %.2f at epoch %d)",
+      stage,
+      start_epoch,
+      epochs,
+      best_dev,
+      best_epoch,
+    )
   metrics.drop_after(stage, start_epoch)
   steps_per_epoch = num_batches(len(train), batch_size)
   if steps_limit:
     steps_per_epoch = min(steps_per_epoch, steps_limit)
   for epoch in range(start_epoch, epochs):
     epoch_start = time.perf_counter()
-    step_metrics = []   # device arrays; fetched once per epoch so steps are not synchronised
-    bar = tqdm(batches(train.ids, train.labels, batch_size, shuffle_seed=seed * 1000 + epoch,
-                       extra=train.extra),
-               total=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{epochs}", leave=False,
-               mininterval=2.0, disable=None if distributed.is_primary() else True)
+    step_metrics = []  # device arrays; fetched once per epoch so steps are not synchronised
+    bar = tqdm(
+      batches(
+        train.ids, train.labels, batch_size, shuffle_seed=seed * 1000 + epoch, extra=train.extra
+      ),
+      total=steps_per_epoch,
+      desc=f"{stage} epoch {epoch + 1}/{epochs}",
+      leave=False,
+      mininterval=2.0,
+      disable=None if distributed.is_primary() else True,
+    )
     for i, batch in enumerate(bar):
       if i >= steps_per_epoch:
         break
-      state, m = train_step(state, place_batch(batch, mesh, trim, pack_twins and "has_adv" in batch))
+      state, m = train_step(
+        state, place_batch(batch, mesh, trim, pack_twins and "has_adv" in batch)
+      )
       step_metrics.append(m)
       if i % 20 == 0:
         m = jax.device_get(m)
@@ -225,17 +271,35 @@ def fit(state, train: EncodedSplit, dev: EncodedSplit, *, train_step: Callable, 
       best_dev, best_epoch = dev_acc, epoch + 1
       best_params = jax.device_get(state.params)
     seconds += time.perf_counter() - epoch_start
-    metrics.write({"stage": stage, "epoch": epoch + 1, "step": int(jax.device_get(state.step)),
-                   **{f"train_{k}": v / totals["weight"] for k, v in totals.items()
-                      if k not in ("weight", "correct")},
-                   "train_accuracy": 100.0 * totals["correct"] / totals["weight"],
-                   "dev_accuracy": dev_acc, "best_dev_accuracy": best_dev,
-                   "examples_per_s": totals["weight"] / train_seconds,
-                   "epoch_seconds": time.perf_counter() - epoch_start})
+    metrics.write(
+      {
+        "stage": stage,
+        "epoch": epoch + 1,
+        "step": int(jax.device_get(state.step)),
+        **{
+          f"train_{k}": v / totals["weight"]
+          for k, v in totals.items()
+          if k not in ("weight", "correct")
+        },
+        "train_accuracy": 100.0 * totals["correct"] / totals["weight"],
+        "dev_accuracy": dev_acc,
+        "best_dev_accuracy": best_dev,
+        "examples_per_s": totals["weight"] / train_seconds,
+        "epoch_seconds": time.perf_counter() - epoch_start,
+      }
+    )
     if checkpoints is not None:
-      checkpoints.save(epoch + 1, state, {"epoch": epoch + 1, "best_dev_accuracy": best_dev,
-                                          "best_epoch": best_epoch, "seconds": seconds},
-                       is_best=is_best)
+      checkpoints.save(
+        epoch + 1,
+        state,
+        {
+          "epoch": epoch + 1,
+          "best_dev_accuracy": best_dev,
+          "best_epoch": best_epoch,
+          "seconds": seconds,
+        },
+        is_best=is_best,
+      )
   if checkpoints is not None:
-    checkpoints.close()   # Orbax's managers hold threads and handles until closed
+    checkpoints.close()  # Orbax's managers hold threads and handles until closed
   return FitResult(state, best_params, best_dev, best_epoch, seconds)

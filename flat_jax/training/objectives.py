@@ -22,6 +22,7 @@ Switches for the authors' release (config: train.loss_on_probs, flat.entropy_red
 flat.importance_positions): cross-entropy on softmax probabilities instead of logits, the entropy's
 mean over every padded position, and L_imp over every aligned position.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -76,6 +77,7 @@ def base_objective(loss_on_probs: bool = False) -> Callable:
     loss = ce_fn(logits[:, 0], batch["label"])
     metrics = _sums(batch, logits, loss=loss)
     return metrics["loss"], metrics
+
   return objective
 
 
@@ -90,14 +92,21 @@ def adv_objective(loss_on_probs: bool = False) -> Callable:
       loss = loss + twin * ce_fn(logits[:, 1], batch["label"])
     metrics = _sums(batch, logits, loss=loss)
     return metrics["loss"], metrics
+
   return objective
 
 
-def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum",
-                   loss_on_probs: bool = False, importance_positions: str = "replaced") -> Callable:
+def flat_objective(
+  beta: float,
+  gamma: float,
+  entropy_reduction: str = "sum",
+  loss_on_probs: bool = False,
+  importance_positions: str = "replaced",
+) -> Callable:
   if importance_positions not in IMPORTANCE_POSITIONS:
-    raise ValueError(f"importance_positions must be one of {IMPORTANCE_POSITIONS}, "
-                     f"not {importance_positions!r}")
+    raise ValueError(
+      f"importance_positions must be one of {IMPORTANCE_POSITIONS}, not {importance_positions!r}"
+    )
   ce_fn = cross_entropy_of_probs if loss_on_probs else cross_entropy
 
   def objective(outputs, batch):
@@ -110,27 +119,38 @@ def flat_objective(beta: float, gamma: float, entropy_reduction: str = "sum",
       ce = ce + twin * ce_fn(logits[:, 1], batch["label"])
       entropy = entropy + twin * mask_entropy(phi[:, 1], token_mask[:, 1], entropy_reduction)
       if "word_phi" not in outputs:
-        raise ValueError("L_imp needs the model's word_phi (a word-piece model: apply it with "
-                         "word_ids)")
+        raise ValueError(
+          "L_imp needs the model's word_phi (a word-piece model: apply it with word_ids)"
+        )
       word_phi = outputs["word_phi"]
       if importance_positions == "aligned":
         positions = jnp.ones(word_phi[:, 0].shape, jnp.bool_)
       else:
-        positions = batch["replaced"] if "replaced" in batch else replaced_positions(
-            batch["ids"], batch["adv_ids"])
+        positions = (
+          batch["replaced"]
+          if "replaced" in batch
+          else replaced_positions(batch["ids"], batch["adv_ids"])
+        )
       imp = twin * importance_l1(word_phi[:, 0], word_phi[:, 1], positions)
     loss = ce - beta * entropy + gamma * imp
     metrics = _sums(batch, logits, loss=loss, ce=ce, entropy=entropy, importance_l1=imp)
     return metrics["loss"], metrics
+
   return objective
 
 
-def make_objective(mode: str, beta: float = 0.0, gamma: float = 0.0,
-                   entropy_reduction: str = "sum", *, loss_on_probs: bool = False,
-                   importance_positions: str = "replaced") -> Callable:
+def make_objective(
+  mode: str,
+  beta: float = 0.0,
+  gamma: float = 0.0,
+  entropy_reduction: str = "sum",
+  *,
+  loss_on_probs: bool = False,
+  importance_positions: str = "replaced",
+) -> Callable:
   if mode == "base":
     return base_objective(loss_on_probs)
-  if mode in ("adv", "pgd", "freelb"):   # pgd, freelb: the same loss at perturbed embeddings
+  if mode in ("adv", "pgd", "freelb"):  # pgd, freelb: the same loss at perturbed embeddings
     return adv_objective(loss_on_probs)
   if mode == "flat":
     return flat_objective(beta, gamma, entropy_reduction, loss_on_probs, importance_positions)

@@ -1,4 +1,5 @@
 """The explicit train state and the optimiser built from the config."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -14,29 +15,39 @@ class TrainState(struct.PyTreeNode):
   step: jax.Array
   params: Any
   opt_state: Any
-  rng: jax.Array                       # raw uint32[2] key; per-example keys are folded from it
+  rng: jax.Array  # raw uint32[2] key; per-example keys are folded from it
   apply_fn: Callable = struct.field(pytree_node=False)
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
   @classmethod
   def create(cls, *, apply_fn, params, tx, seed: int) -> "TrainState":
-    return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-               rng=jax.random.PRNGKey(seed), apply_fn=apply_fn, tx=tx)
+    return cls(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      rng=jax.random.PRNGKey(seed),
+      apply_fn=apply_fn,
+      tx=tx,
+    )
 
   def apply_gradients(self, grads) -> "TrainState":
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-    return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
-                        opt_state=opt_state)
+    return self.replace(
+      step=self.step + 1, params=optax.apply_updates(self.params, updates), opt_state=opt_state
+    )
 
 
 def _parameter_labels(params, freeze_embeddings: bool):
   flat = flax.traverse_util.flatten_dict(params)
-  labels = {path: "frozen" if freeze_embeddings and path[0] == "embed" else "trainable" for path in flat}
+  labels = {
+    path: "frozen" if freeze_embeddings and path[0] == "embed" else "trainable" for path in flat
+  }
   return flax.traverse_util.unflatten_dict(labels)
 
 
-def make_optimizer(train_config, params, *, freeze_embeddings: bool,
-                   total_steps: int | None = None) -> optax.GradientTransformation:
+def make_optimizer(
+  train_config, params, *, freeze_embeddings: bool, total_steps: int | None = None
+) -> optax.GradientTransformation:
   """Adam/AdamW/SGD at the configured rate (linear decay to 0 over `total_steps` when given),
   optional global-norm clipping, and no update at all for frozen embeddings."""
   lr = train_config.learning_rate
@@ -50,5 +61,6 @@ def make_optimizer(train_config, params, *, freeze_embeddings: bool,
     base = optax.sgd(lr)
   if train_config.grad_clip:
     base = optax.chain(optax.clip_by_global_norm(train_config.grad_clip), base)
-  return optax.multi_transform({"trainable": base, "frozen": optax.set_to_zero()},
-                               _parameter_labels(params, freeze_embeddings))
+  return optax.multi_transform(
+    {"trainable": base, "frozen": optax.set_to_zero()}, _parameter_labels(params, freeze_embeddings)
+  )

@@ -13,6 +13,7 @@ draws the same noise whether or not its twin is forwarded beside it.
 A batch is either one dict of rows, or a dict of such parts ({"pairs": ..., "singles": ...} from
 flat_jax.data.batching.split_twins); the loss is the weighted sum over all parts' rows.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -31,9 +32,12 @@ from flat_jax.training.embedding_adversary import EmbeddingAdversary, ascend, ra
 
 def model_apply_fn(model) -> Callable:
   """The apply_fn the steps take, for any classifier: texts are its input columns {"ids", ...}."""
+
   def apply_fn(params, texts, deterministic, rngs, perturbation=None):
-    return model.apply({"params": params}, **texts, deterministic=deterministic, rngs=rngs,
-                       perturbation=perturbation)
+    return model.apply(
+      {"params": params}, **texts, deterministic=deterministic, rngs=rngs, perturbation=perturbation
+    )
+
   return apply_fn
 
 
@@ -45,15 +49,24 @@ def example_keys(rng, step, index):
 def row_texts(row):
   """The texts of one training row: the original, and its adversarial twin when the batch has one,
   as the model's input columns {"ids", ...} (T, L)."""
+
   def stack(key):
     twin = "adv_" + key
     return jnp.stack([row[key], row[twin]]) if twin in row else row[key][None]
+
   return {key: stack(key) for key in TEXT_COLUMNS if key in row}
 
 
-def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
-                    rng_names=("dropout", "mask"), grad_reduction: str = "psum", donate_state: bool = False,
-                    adversary: EmbeddingAdversary | None = None, embed_fn: Callable | None = None):
+def make_train_step(
+  apply_fn: Callable,
+  objective: Callable,
+  mesh: Mesh,
+  rng_names=("dropout", "mask"),
+  grad_reduction: str = "psum",
+  donate_state: bool = False,
+  adversary: EmbeddingAdversary | None = None,
+  embed_fn: Callable | None = None,
+):
   """apply_fn(params, texts, deterministic=..., rngs=..., perturbation=None) -> outputs dict, texts
   the input columns {"ids", ...} as row_texts gives, perturbation (added to the word embeddings) of their shape (.., L, D);
   objective(outputs, batch) -> (loss_sum, metric_sums), outputs with a text axis (B, T, ...).
@@ -85,23 +98,30 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
 
   def per_example_outputs(params, batch, keys, deltas=None):
     """Outputs with a text axis (B, T, ...); deltas (B, T, L, D) perturb the word embeddings."""
+
     def text_outputs(text, key, delta):
       rngs = {name: jax.random.fold_in(key, i) for i, name in enumerate(rng_names)}
       extra = {} if delta is None else {"perturbation": delta[None]}
-      outputs = apply_fn(params, jax.tree.map(lambda x: x[None], text), deterministic=False, rngs=rngs,
-                         **extra)
+      outputs = apply_fn(
+        params, jax.tree.map(lambda x: x[None], text), deterministic=False, rngs=rngs, **extra
+      )
       return jax.tree.map(lambda x: x[0], outputs)
 
     def one(row, row_keys, row_deltas):
       return jax.vmap(text_outputs, in_axes=(0, 0, None if row_deltas is None else 0))(
-          row_texts(row), row_keys, row_deltas)
+        row_texts(row), row_keys, row_deltas
+      )
+
     return jax.vmap(one, in_axes=(0, 0, None if deltas is None else 0))(
-        batch, text_keys(batch, keys), deltas)
+      batch, text_keys(batch, keys), deltas
+    )
 
   def parts_loss(params, parts, keys, total_weight, deltas=None):
     loss_sum, metrics = 0.0, None
     for name, part in parts.items():
-      outputs = per_example_outputs(params, part, keys[name], None if deltas is None else deltas[name])
+      outputs = per_example_outputs(
+        params, part, keys[name], None if deltas is None else deltas[name]
+      )
       part_loss, part_metrics = objective(outputs, part)
       loss_sum += part_loss
       metrics = part_metrics if metrics is None else jax.tree.map(jnp.add, metrics, part_metrics)
@@ -120,10 +140,11 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
       if adversary.steps and adversary.init_magnitude:
         # a stream of its own beside the model's rng streams, per text
         start_keys = jax.vmap(jax.vmap(lambda k: jax.random.fold_in(k, len(rng_names))))(
-            text_keys(part, keys[name]))
-        deltas[name] = jax.vmap(jax.vmap(
-            lambda k, real: random_start(k, shape[2:], real, adversary.init_magnitude)))(
-                start_keys, reals[name])
+          text_keys(part, keys[name])
+        )
+        deltas[name] = jax.vmap(
+          jax.vmap(lambda k, real: random_start(k, shape[2:], real, adversary.init_magnitude))
+        )(start_keys, reals[name])
       else:
         deltas[name] = jnp.zeros(shape, jnp.float32)
     return reals, deltas
@@ -131,11 +152,16 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
   def adversarial_grads(params, parts, keys, total_weight):
     reals, deltas = adversary_start(params, parts, keys)
     value_and_grads = jax.value_and_grad(
-        lambda p, d: parts_loss(p, parts, keys, total_weight, d), argnums=(0, 1), has_aux=True)
+      lambda p, d: parts_loss(p, parts, keys, total_weight, d), argnums=(0, 1), has_aux=True
+    )
 
     def step(deltas, delta_grads):
-      return {name: ascend(deltas[name], delta_grads[name], reals[name], adversary.step_size,
-                           adversary.max_norm) for name in deltas}
+      return {
+        name: ascend(
+          deltas[name], delta_grads[name], reals[name], adversary.step_size, adversary.max_norm
+        )
+        for name in deltas
+      }
 
     if adversary.kind == "freelb" and adversary.steps:
       grads = metrics = None
@@ -143,7 +169,7 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
         (_, m), (g, delta_grads) = value_and_grads(params, deltas)
         grads = g if grads is None else jax.tree.map(jnp.add, grads, g)
         metrics = m if metrics is None else jax.tree.map(jnp.add, metrics, m)
-        if k + 1 < adversary.steps:   # the last point's ascent would never be used
+        if k + 1 < adversary.steps:  # the last point's ascent would never be used
           deltas = step(deltas, jax.lax.stop_gradient(delta_grads))
       scale = 1.0 / adversary.steps
       return jax.tree.map(lambda g: g * scale, grads), jax.tree.map(lambda m: m * scale, metrics)
@@ -157,7 +183,8 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
     total_weight = lax.psum(sum(jnp.sum(part["weight"]) for part in parts.values()), AXIS)
     if adversary is None:
       (_, metrics), grads = jax.value_and_grad(
-          lambda p: parts_loss(p, parts, keys, total_weight), has_aux=True)(params)
+        lambda p: parts_loss(p, parts, keys, total_weight), has_aux=True
+      )(params)
     else:
       grads, metrics = adversarial_grads(params, parts, keys, total_weight)
     if grad_reduction == "ordered":
@@ -171,12 +198,15 @@ def make_train_step(apply_fn: Callable, objective: Callable, mesh: Mesh,
   # check_vma=False gives pmap semantics: gradients are per-device until the explicit psum. (With
   # vma checking, the gradient of a replicated parameter is implicitly summed already, and Flax's
   # scanned LSTM carry, initialised as a replicated zero, fails the scan type check.)
-  sharded_grads = jax.shard_map(local_grads, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)),
-                                out_specs=(P(), P()), check_vma=False)
+  sharded_grads = jax.shard_map(
+    local_grads, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=(P(), P()), check_vma=False
+  )
 
   def train_step(state, batch):
     parts = {"whole": batch} if "ids" in batch else batch
-    keys = {name: example_keys(state.rng, state.step, part["index"]) for name, part in parts.items()}
+    keys = {
+      name: example_keys(state.rng, state.step, part["index"]) for name, part in parts.items()
+    }
     grads, metrics = sharded_grads(state.params, parts, keys)
     return state.apply_gradients(grads), metrics
 
@@ -189,5 +219,8 @@ def make_eval_step(apply_fn: Callable, mesh: Mesh):
   def local_logits(params, batch):
     return apply_fn(params, {"ids": batch["ids"]}, deterministic=True, rngs=None)["logits"]
 
-  return jax.jit(jax.shard_map(local_logits, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS),
-                               check_vma=False))
+  return jax.jit(
+    jax.shard_map(
+      local_logits, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS), check_vma=False
+    )
+  )

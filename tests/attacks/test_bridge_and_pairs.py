@@ -8,7 +8,6 @@ from flat_jax.attacks.bridge import PredictionBridge, bucket_sizes
 from flat_jax.attacks.pairs import replaced_pairs
 from flat_jax.config import preset
 from flat_jax.data.datasets import load_dataset
-from flat_jax.data.vocab import PAD_ID
 from flat_jax.training.artifacts import load_trained
 
 
@@ -17,7 +16,7 @@ def trained(tmp_path_factory, shared_data):
   workdir = tmp_path_factory.mktemp("bridge")
   c = preset("sst2", "cnn")
   c.mode = "flat"
-  c.rounds = 0          # base, then the FLAT objective on clean data: a model with a word mask
+  c.rounds = 0  # base, then the FLAT objective on clean data: a model with a word mask
   c.stage = "train"
   c.data.train_limit = 400
   c.data.test_limit = 100
@@ -41,7 +40,7 @@ def test_bucketing_bounds_compiles_and_cache_counts(trained):
   bridge = PredictionBridge.from_trained(model, batch_size=32)
   for n in (1, 3, 7, 20, 33, 60):
     bridge(texts[:n])
-  assert bridge.model_calls == 60                   # every later call hit the cache
+  assert bridge.model_calls == 60  # every later call hit the cache
   bridge([t + " really" for t in texts[:5]] + texts[:5])
   assert bridge.model_calls == 65 and bridge.queries == 1 + 3 + 7 + 20 + 33 + 60 + 10
   assert bridge.compiled_shapes() <= len(bucket_sizes(50, 8))
@@ -71,7 +70,9 @@ def test_bridge_is_thread_safe(trained):
   [t.start() for t in threads]
   [t.join() for t in threads]
   for k in range(4):
-    np.testing.assert_allclose(results[k], np.concatenate([expected[k::4], expected[:3]]), atol=1e-6)
+    np.testing.assert_allclose(
+      results[k], np.concatenate([expected[k::4], expected[:3]]), atol=1e-6
+    )
 
 
 def test_bucket_sizes():
@@ -84,7 +85,7 @@ def test_replaced_pairs_by_position():
   assert replaced_pairs("a very bad sign", "a very wicked sign") == [(2, "bad", "wicked")]
   assert replaced_pairs("It's a treat!", "it 's a cure !") == [(3, "treat", "cure")]
   assert replaced_pairs("the film is great", "the film is truly great") == []
-  assert replaced_pairs("the film was great fun", "the movie great fun") == []   # 2 words -> 1
+  assert replaced_pairs("the film was great fun", "the movie great fun") == []  # 2 words -> 1
   assert replaced_pairs("one two three four", "one TWO three five") == [(3, "four", "five")]
 
 
@@ -95,10 +96,10 @@ def test_training_mode_bridge_is_noisy_but_one_function_of_the_text(trained):
   clean = PredictionBridge.from_trained(model)(texts[:40])
   noisy = PredictionBridge.from_trained(model, noise_seed=1111)
   first = noisy(texts[:40])
-  assert np.abs(first - clean).max() > 1e-3                  # noise reaches the output
+  assert np.abs(first - clean).max() > 1e-3  # noise reaches the output
   assert np.allclose(first.sum(1), 1.0, atol=1e-5)
   again = PredictionBridge.from_trained(model, noise_seed=1111)(texts[39::-1])[::-1]
-  np.testing.assert_array_equal(again, first)                # the same text, the same noise
+  np.testing.assert_array_equal(again, first)  # the same text, the same noise
   other_seed = PredictionBridge.from_trained(model, noise_seed=2222)(texts[:40])
   assert np.abs(other_seed - first).max() > 1e-3
 
@@ -108,9 +109,11 @@ def test_textattack_knows_the_bridge_as_a_classifier(trained):
   import logging
   from flat_jax.attacks import resources
   from flat_jax.attacks.bridge import textattack_wrapper
+
   resources.prepare_textattack_environment()
   from textattack.goal_functions import UntargetedClassification
-  from textattack.shared.utils import logger as textattack_logger   # its own handler, no propagation
+  from textattack.shared.utils import logger as textattack_logger  # its own handler, no propagation
+
   model, _ = trained
   messages = []
   handler = logging.Handler()

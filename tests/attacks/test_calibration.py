@@ -1,6 +1,7 @@
 """The evaluation attacks' temperature: the fit recovers a known temperature; a model whose logits
 are scaled up (same predictions, saturated float32 probabilities) looks robust to TextFooler at
 T = 1 and does not at its calibrated temperature; records made at another temperature are redone."""
+
 import dataclasses
 import random
 
@@ -15,7 +16,7 @@ from flat_jax.attacks.recipes import build_attack
 from flat_jax.config import preset
 from flat_jax.training.artifacts import load_trained
 
-SCALE = 300.0   # logit margins of about 1 become about 300: SST-2 CNN's authors-protocol regime
+SCALE = 300.0  # logit margins of about 1 become about 300: SST-2 CNN's authors-protocol regime
 
 
 def test_fit_recovers_the_temperature_labels_were_drawn_at():
@@ -45,8 +46,10 @@ def _scaled(trained, scale):
 
 def _after_attack(trained, temperature, texts, labels):
   resources.prepare_textattack_environment()
-  attack = build_attack("textfooler", textattack_wrapper(
-      PredictionBridge.from_trained(trained, temperature=temperature)))
+  attack = build_attack(
+    "textfooler",
+    textattack_wrapper(PredictionBridge.from_trained(trained, temperature=temperature)),
+  )
   failed = 0
   for i, (text, label) in enumerate(zip(texts, labels)):
     random.seed(i)
@@ -60,7 +63,7 @@ def test_saturated_model_is_robust_only_at_temperature_one(model_dir, splits):
   saturated = _scaled(trained, SCALE)
   dev = splits.dev
   probs = PredictionBridge.from_trained(saturated)(dev.texts[:200])
-  assert np.mean(probs.max(1) == 1.0) > 0.5   # float32 saturation: what blinds the search
+  assert np.mean(probs.max(1) == 1.0) > 0.5  # float32 saturation: what blinds the search
   plain = calibration.calibrate(trained, dev.texts, dev.labels)
   fit = calibration.calibrate(saturated, dev.texts, dev.labels)
   assert plain["saturated"] < 0.05 < 0.5 < fit["saturated"]
@@ -86,22 +89,33 @@ def test_records_made_at_another_temperature_are_redone(model_dir, splits, tmp_p
   out.write_text("".join(line.replace(', "temperature": 1.0', "") + "\n" for line in lines))
   again = attack_examples(AttackJob(str(model_dir), "pwws"), texts, labels, out, indices=range(4))
   assert [r["status"] for r in again] == [r["status"] for r in first]
-  hotter = attack_examples(AttackJob(str(model_dir), "pwws", temperature=2.0), texts, labels, out,
-                           indices=range(4))
+  hotter = attack_examples(
+    AttackJob(str(model_dir), "pwws", temperature=2.0), texts, labels, out, indices=range(4)
+  )
   assert {r["temperature"] for r in hotter} == {2.0}
   assert {r["temperature"] for r in read_records(out).values()} == {2.0}
   assert len(out.read_text().splitlines()) == 4
 
 
-def test_interpretation_is_redone_for_pairs_made_at_another_temperature(model_dir, splits, tmp_path):
+def test_interpretation_is_redone_for_pairs_made_at_another_temperature(
+  model_dir, splits, tmp_path
+):
   config = preset("sst2", "cnn")
   config.eval.interpret = ("ig",)
   config.eval.ig_steps = 4
   texts, labels = splits.test.texts, splits.test.labels
   stage = pipeline.read_results(model_dir)["model_stage"]
-  results = {"timings_s": {}, "interpretation": {"ig": {"pwws": {"kendall_tau": 9.0}}}}  # made at T = 1
-  records = attack_examples(AttackJob(str(model_dir), "pwws", temperature=2.0), texts, labels,
-                            tmp_path / "pwws.jsonl", indices=range(6))
+  results = {
+    "timings_s": {},
+    "interpretation": {"ig": {"pwws": {"kendall_tau": 9.0}}},
+  }  # made at T = 1
+  records = attack_examples(
+    AttackJob(str(model_dir), "pwws", temperature=2.0),
+    texts,
+    labels,
+    tmp_path / "pwws.jsonl",
+    indices=range(6),
+  )
   out = tmp_path / "workdir"
   out.mkdir()
   (out / "results.json").write_text("{}")
@@ -111,13 +125,22 @@ def test_interpretation_is_redone_for_pairs_made_at_another_temperature(model_di
   run_evaluation.interpret(config, out, results, "pwws", records, stage, key)
   redone = results["interpretation"]["ig"]["pwws"]
   assert redone["temperature"] == 2.0 and redone["kendall_tau"] != 9.0 and redone["num_pairs"] > 0
-  redone["kendall_tau"] = 8.0   # kept when the pairs' temperature matches
+  redone["kendall_tau"] = 8.0  # kept when the pairs' temperature matches
   run_evaluation.interpret(config, out, results, "pwws", records, stage, key)
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] == 8.0
   # and redone when the records are others (more of them, or under another attack budget)
-  run_evaluation.interpret(config, out, results, "pwws", records, stage, run_evaluation.records_key(records[:4], 2.0, ""))
+  run_evaluation.interpret(
+    config, out, results, "pwws", records, stage, run_evaluation.records_key(records[:4], 2.0, "")
+  )
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 8.0
   results["interpretation"]["ig"]["pwws"]["kendall_tau"] = 7.0
-  run_evaluation.interpret(config, out, results, "pwws", records[:4], stage,
-                      run_evaluation.records_key(records[:4], 2.0, "textdefender"))
+  run_evaluation.interpret(
+    config,
+    out,
+    results,
+    "pwws",
+    records[:4],
+    stage,
+    run_evaluation.records_key(records[:4], 2.0, "textdefender"),
+  )
   assert results["interpretation"]["ig"]["pwws"]["kendall_tau"] != 7.0

@@ -1,4 +1,5 @@
 """Recipe settings that the config reaches: the embedding-swap candidates' cosine bound."""
+
 import numpy as np
 import pytest
 
@@ -16,13 +17,18 @@ def wrapper():
 
     def __call__(self, texts):
       return np.full((len(texts), 2), 0.5, np.float32)
+
   return Uniform()
 
 
 def _cosine_bounds(attack):
   from textattack.constraints.semantics import WordEmbeddingDistance
-  return [(c.min_cos_sim, c.max_mse_dist) for c in attack.constraints
-          if isinstance(c, WordEmbeddingDistance)]
+
+  return [
+    (c.min_cos_sim, c.max_mse_dist)
+    for c in attack.constraints
+    if isinstance(c, WordEmbeddingDistance)
+  ]
 
 
 @pytest.mark.parametrize("recipe", ["textfooler", "gene", "iga"])

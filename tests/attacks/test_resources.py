@@ -4,6 +4,7 @@ space, the sentence encoder, the spaCy part-of-speech constraint and masked lang
 The synonym space is built once into the default cache ($FLAT_JAX_CACHE or ~/.cache/flat_jax;
 under a minute on 2 cores) and loaded from there in about a second afterwards.
 """
+
 import json
 import os
 import pickle
@@ -31,9 +32,13 @@ def synonyms(cache_dir):
 def _candidates(embedding, word):
   """What TextFooler keeps: the 50 nearest words, then min_cos_sim."""
   from textattack.transformations import WordSwapEmbedding
+
   swap = WordSwapEmbedding(max_candidates=50, embedding=embedding)
-  return [c for c in swap._get_replacement_words(word)
-          if embedding.get_cos_sim(word, c) >= embedding.min_cos_sim]
+  return [
+    c
+    for c in swap._get_replacement_words(word)
+    if embedding.get_cos_sim(word, c) >= embedding.min_cos_sim
+  ]
 
 
 _OFFLINE_IMPORT = r"""
@@ -71,11 +76,19 @@ print(json.dumps({
 
 
 def test_textattack_imports_offline_without_download_attempts(tmp_path):
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("FLAT_JAX_CACHE", "TA_CACHE_DIR", "NLTK_DATA", "XDG_CACHE_HOME")}
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("FLAT_JAX_CACHE", "TA_CACHE_DIR", "NLTK_DATA", "XDG_CACHE_HOME")
+  }
   env["HF_HOME"] = str(tmp_path / "users_hf_home")
-  done = subprocess.run([sys.executable, "-c", _OFFLINE_IMPORT, str(tmp_path / "cache")], env=env,
-                        capture_output=True, text=True, timeout=300)
+  done = subprocess.run(
+    [sys.executable, "-c", _OFFLINE_IMPORT, str(tmp_path / "cache")],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   report = json.loads(done.stdout.strip().splitlines()[-1])
   assert report["attempts"] == []
@@ -112,14 +125,15 @@ def test_nltk_own_wordnet_is_used_without_debian_files(tmp_path, monkeypatch, ca
   """macOS, conda, clusters: no /usr/share/wordnet, but nltk.download('wordnet') left NLTK's own."""
   import shutil
   import nltk.data
+
   own = tmp_path / "user_nltk_data"
   shutil.copytree(cache_dir / "nltk_data" / "corpora" / "wordnet", own / "corpora" / "wordnet")
   monkeypatch.setattr(wordnet, "DEBIAN_WORDNET", tmp_path / "no_wordnet")
   monkeypatch.setattr(nltk.data, "path", [str(own)] + list(nltk.data.path))
-  monkeypatch.setenv("NLTK_DATA", os.environ.get("NLTK_DATA", ""))   # restored for later workers
+  monkeypatch.setenv("NLTK_DATA", os.environ.get("NLTK_DATA", ""))  # restored for later workers
   resources.install_nltk_data(tmp_path / "cache")
   assert wordnet.WORDNET_SOURCE == f"NLTK's WordNet at {own / 'corpora' / 'wordnet'}"
-  assert not (tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet").exists()   # nothing copied
+  assert not (tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet").exists()  # nothing copied
 
 
 def test_wordnet_synonyms(cache_dir):
@@ -134,6 +148,7 @@ def test_wordnet_synonyms(cache_dir):
 
 def test_synonym_space_is_a_textattack_embedding_with_nn_matrix(synonyms):
   from textattack.shared import WordEmbedding
+
   assert isinstance(synonyms, WordEmbedding)
   assert synonyms.min_cos_sim == resources.SYNONYM_MIN_COS
   assert 60_000 <= len(synonyms) <= 70_000
@@ -162,8 +177,10 @@ def test_synonym_candidates_are_synonyms(synonyms):
 
 def test_synonym_precision_at_the_calibrated_threshold(synonyms, synonym_precision):
   report = synonym_precision(synonyms, resources.SYNONYM_MIN_COS)
-  print(f"\nsynonym precision at cos >= {report['threshold']}: {report['precision']:.3f}, "
-        f"{report['candidates_per_word']:.1f} candidates per word over {report['words']} words")
+  print(
+    f"\nsynonym precision at cos >= {report['threshold']}: {report['precision']:.3f}, "
+    f"{report['candidates_per_word']:.1f} candidates per word over {report['words']} words"
+  )
   assert report["words"] >= 50
   assert report["precision"] >= 0.7
   assert 3 <= report["candidates_per_word"] <= 20
@@ -183,15 +200,26 @@ def test_synonym_space_loads_from_the_disk_cache(synonyms):
 
 
 def test_counter_fitted_vectors_file(tmp_path, cache_dir):
-  vectors = {"good": [1, 0, 0, 0], "fine": [0.9, 0.1, 0, 0], "nice": [0.8, 0.2, 0.1, 0],
-             "bad": [-1, 0, 0, 0], "movie": [0, 0, 1, 0], "film": [0, 0, 0.95, 0.1]}
+  vectors = {
+    "good": [1, 0, 0, 0],
+    "fine": [0.9, 0.1, 0, 0],
+    "nice": [0.8, 0.2, 0.1, 0],
+    "bad": [-1, 0, 0, 0],
+    "movie": [0, 0, 1, 0],
+    "film": [0, 0, 0.95, 0.1],
+  }
   path = tmp_path / "counter-fitted-vectors.txt"
   path.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
   embedding = resources.load_synonym_embedding(str(path), cache_dir=tmp_path)
   assert embedding.min_cos_sim == resources.COUNTER_FITTED_MIN_COS
   assert np.array_equal(embedding.nn_matrix[:, 0], np.arange(6))
-  assert embedding.index2word(embedding.nearest_neighbours(embedding.word2index("good"), 1)[0]) == "fine"
-  assert embedding.index2word(embedding.nearest_neighbours(embedding.word2index("movie"), 1)[0]) == "film"
+  assert (
+    embedding.index2word(embedding.nearest_neighbours(embedding.word2index("good"), 1)[0]) == "fine"
+  )
+  assert (
+    embedding.index2word(embedding.nearest_neighbours(embedding.word2index("movie"), 1)[0])
+    == "film"
+  )
   assert list((tmp_path / "synonym_space").glob("file-*.npz"))
   broken = tmp_path / "broken.txt"
   broken.write_text("good 1 0 0\nbad 1 0\n")
@@ -203,32 +231,42 @@ def test_counter_fitted_vectors_file(tmp_path, cache_dir):
 
 def _swaps(text, index, *words):
   from textattack.shared import AttackedText
+
   original = AttackedText(text)
   return original, [original.replace_word_at_index(index, w) for w in words]
 
 
 def test_sentence_encoder_prefers_paraphrases_and_pickles(cache_dir):
   from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
-  encoder = OfflineSentenceEncoder(threshold=0.8, metric="angular", window_size=15,
-                                   skip_text_shorter_than_window=False)
-  embeddings = encoder.encode(["the film was a delight from start to finish",
-                               "the movie was a joy from beginning to end",
-                               "interest rates rose sharply in the third quarter"])
+
+  encoder = OfflineSentenceEncoder(
+    threshold=0.8, metric="angular", window_size=15, skip_text_shorter_than_window=False
+  )
+  embeddings = encoder.encode(
+    [
+      "the film was a delight from start to finish",
+      "the movie was a joy from beginning to end",
+      "interest rates rose sharply in the third quarter",
+    ]
+  )
   assert embeddings.shape == (3, resources.USE_PORT_DIM) and embeddings.dtype == np.float32
   cos = embeddings @ embeddings.T / np.outer(*(2 * [np.linalg.norm(embeddings, axis=1)]))
   assert cos[0, 1] > cos[0, 2] + 0.2
-  original, (synonym, unrelated) = _swaps("the acting is clever and the plot is gripping", 3,
-                                          "ingenious", "banana")
+  original, (synonym, unrelated) = _swaps(
+    "the acting is clever and the plot is gripping", 3, "ingenious", "banana"
+  )
   scores = encoder._score_list(original, [synonym, unrelated])
   assert scores[0] > scores[1]
   copy = pickle.loads(pickle.dumps(encoder))
   assert copy._model is None and copy.window_size == 15
-  np.testing.assert_allclose(copy.encode(["a short test"]), encoder.encode(["a short test"]),
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    copy.encode(["a short test"]), encoder.encode(["a short test"]), atol=1e-5
+  )
 
 
 def test_sentence_encoder_real_use_needs_tensorflow(tmp_path, cache_dir):
   from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
+
   encoder = OfflineSentenceEncoder(model_path=str(tmp_path))
   with pytest.raises(resources.ResourceError, match="tensorflow"):
     encoder.encode(["a sentence"])
@@ -238,10 +276,12 @@ def test_sentence_encoder_real_use_needs_tensorflow(tmp_path, cache_dir):
 
 def test_spacy_part_of_speech(cache_dir):
   from flat_jax.attacks.resources.textattack_components import SpacyPartOfSpeech
+
   assert resources.spacy_tags(["the", "movie", "is", "good"]) == ["DET", "NOUN", "VERB", "ADJ"]
   constraint = SpacyPartOfSpeech()
-  original, (fine, quickly) = _swaps("the acting is good and the story is fun", 3, "fine",
-                                     "quickly")
+  original, (fine, quickly) = _swaps(
+    "the acting is good and the story is fun", 3, "fine", "quickly"
+  )
   assert constraint._check_constraint(fine, original)
   assert not constraint._check_constraint(quickly, original)
   # the swapped word's own position is tagged, not an earlier copy of the same word
@@ -262,8 +302,14 @@ def test_masked_lm(tmp_path, cache_dir, tiny_mlm):
   assert model(**encoded).logits.shape == (1, encoded["input_ids"].shape[1], len(tokenizer))
   from textattack.shared import AttackedText
   from textattack.transformations import WordSwapMaskedLM
-  swap = WordSwapMaskedLM(method="bae", masked_language_model=model, tokenizer=tokenizer,
-                          max_candidates=5, min_confidence=0.0)
+
+  swap = WordSwapMaskedLM(
+    method="bae",
+    masked_language_model=model,
+    tokenizer=tokenizer,
+    max_candidates=5,
+    min_confidence=0.0,
+  )
   candidates = swap._bae_replacement_words(AttackedText("the movie is good"), [3])
   assert len(candidates) == 1 and len(candidates[0]) <= 5
 
@@ -278,29 +324,48 @@ def test_fast_paths_match_textattack(cache_dir, synonyms):
   from textattack.shared import WordEmbedding, attacked_text
   from textattack.shared.utils import strings
 
-  from flat_jax.attacks.resources.textattack_components import (OfflineSentenceEncoder,
-                                                                SpacyPartOfSpeech)
+  from flat_jax.attacks.resources.textattack_components import (
+    OfflineSentenceEncoder,
+    SpacyPartOfSpeech,
+  )
 
-  lists = [["the", "movie", "is", "good"], ["run", "is", "a", "run"], ["what", "is", "it", "?"],
-           ["a", " ", "b"]]
+  lists = [
+    ["the", "movie", "is", "good"],
+    ["run", "is", "a", "run"],
+    ["what", "is", "it", "?"],
+    ["a", " ", "b"],
+  ]
   for tagset in ("universal", "upos", "ptb"):
-    assert resources.spacy_tags_many(lists, tagset) == [resources.spacy_tags(w, tagset)
-                                                        for w in lists]
-  assert resources.spacy_tags(["a", " ", "b"], "ptb")[1] == "_SP"   # the attribute ruler ran
+    assert resources.spacy_tags_many(lists, tagset) == [
+      resources.spacy_tags(w, tagset) for w in lists
+    ]
+  assert resources.spacy_tags(["a", " ", "b"], "ptb")[1] == "_SP"  # the attribute ruler ran
 
-  original, swapped = _swaps("the acting is good and the story is fun", 3,
-                             "fine", "quickly", "nice", "well", "running", "bad")
+  original, swapped = _swaps(
+    "the acting is good and the story is fun",
+    3,
+    "fine",
+    "quickly",
+    "nice",
+    "well",
+    "running",
+    "bad",
+  )
   batched = SpacyPartOfSpeech()
   one_by_one = SpacyPartOfSpeech()
   expected = [t for t in swapped if PartOfSpeech._check_constraint(one_by_one, t, original)]
   assert batched._check_constraint_many(swapped, original) == expected
   assert 0 < len(expected) < len(swapped)
 
-  encoder = OfflineSentenceEncoder(threshold=0.84, metric="angular", window_size=15,
-                                   skip_text_shorter_than_window=True,
-                                   compare_against_original=False)
+  encoder = OfflineSentenceEncoder(
+    threshold=0.84,
+    metric="angular",
+    window_size=15,
+    skip_text_shorter_than_window=True,
+    compare_against_original=False,
+  )
   fast = encoder._check_constraint_many(swapped, original)
-  assert encoder._model is None                         # short texts: nothing encoded
+  assert encoder._model is None  # short texts: nothing encoded
   scores = [t.attack_attrs.pop("similarity_score") for t in swapped]
   slow = SentenceEncoder._check_constraint_many(encoder, swapped, original)
   assert list(fast) == list(slow)
@@ -312,7 +377,8 @@ def test_fast_paths_match_textattack(cache_dir, synonyms):
 
   for a, b in (("good", "great"), ("movie", "film"), ("good", "bad")):
     ia, ib = sorted((synonyms.word2index(a), synonyms.word2index(b)))
-    reference = torch.nn.CosineSimilarity(dim=0)(torch.tensor(synonyms.embedding_matrix[ia]),
-                                                 torch.tensor(synonyms.embedding_matrix[ib]))
+    reference = torch.nn.CosineSimilarity(dim=0)(
+      torch.tensor(synonyms.embedding_matrix[ia]), torch.tensor(synonyms.embedding_matrix[ib])
+    )
     assert synonyms.get_cos_sim(a, b) == reference.item()
     assert WordEmbedding.get_cos_sim(synonyms, a, b) == reference.item()

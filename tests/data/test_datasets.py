@@ -83,23 +83,37 @@ def _write(path, text):
 
 
 def test_user_csv_with_label_names(tmp_path):
-  _write(tmp_path / "train.csv", "review,sentiment\n" + "".join(
-      f"\"great movie {i}, really\",pos\nawful film {i},neg\n" for i in range(10)))
+  _write(
+    tmp_path / "train.csv",
+    "review,sentiment\n"
+    + "".join(f'"great movie {i}, really",pos\nawful film {i},neg\n' for i in range(10)),
+  )
   _write(tmp_path / "test.tsv", "review\tsentiment\nnice one\tpos\nbad one\tneg\n")
-  ds = load_dataset(_data_config(name="custom", path=str(tmp_path), text_column="review",
-                                 label_column="sentiment", label_names=("neg", "pos"), dev_size=4))
+  ds = load_dataset(
+    _data_config(
+      name="custom",
+      path=str(tmp_path),
+      text_column="review",
+      label_column="sentiment",
+      label_names=("neg", "pos"),
+      dev_size=4,
+    )
+  )
   assert ds.label_names == ("neg", "pos")
   assert (len(ds.train), len(ds.dev), len(ds.test)) == (16, 4, 2)
   assert ds.test.labels.tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("content, line, words", [
+@pytest.mark.parametrize(
+  "content, line, words",
+  [
     ('{"text": "fine", "label": 0}\n{"text": "ok", "label": 7}\n', 2, "out of range"),
     ('{"text": "fine", "label": 0}\n{"text": "   ", "label": 1}\n', 2, "empty text"),
     ('{"text": "fine", "label": 0}\n{"txt": "ok", "label": 1}\n', 2, "missing column 'text'"),
     ('{"text": "fine", "label": 0}\n{"text": "ok", "label": "maybe"}\n', 2, "unknown label"),
     ('{"text": "fine", "label": 0}\n{not json\n', 2, "not valid JSON"),
-])
+  ],
+)
 def test_malformed_jsonl_names_file_and_line(tmp_path, content, line, words):
   _write(tmp_path / "train.jsonl", content)
   _write(tmp_path / "test.jsonl", '{"text": "x", "label": 0}\n')

@@ -10,7 +10,7 @@ VECTORS = {"good": [1.0, 2.0, 3.0], "movie": [-1.0, 0.5, 0.25], "Film": [0.0, 0.
 
 
 def _vocab():
-  return Vocab.build(["good movie film unseen"])   # 'film' only as 'Film' in the file: case fallback
+  return Vocab.build(["good movie film unseen"])  # 'film' only as 'Film' in the file: case fallback
 
 
 def _write_text(path, header):
@@ -31,14 +31,16 @@ def _write_bin(path):
 @pytest.mark.parametrize("kind", ["word2vec_bin", "word2vec_text", "glove_text"])
 def test_reads_each_format_and_builds_matrix(tmp_path, kind):
   path = tmp_path / ("vecs.bin" if kind == "word2vec_bin" else "vecs.txt")
-  _write_bin(path) if kind == "word2vec_bin" else _write_text(path, header=(kind == "word2vec_text"))
+  _write_bin(path) if kind == "word2vec_bin" else _write_text(
+    path, header=(kind == "word2vec_text")
+  )
   vocab = _vocab()
-  emb = load_embeddings(vocab, str(path))           # format detected
+  emb = load_embeddings(vocab, str(path))  # format detected
   assert kind.split("_")[0] in emb.source
   m = emb.matrix
   assert m.shape == (len(vocab), 3) and m.dtype == np.float32
-  assert np.all(m[0] == 0)                           # <pad>
-  assert np.all(np.abs(m[1]) <= 0.05) and np.any(m[1] != 0)   # <unk>
+  assert np.all(m[0] == 0)  # <pad>
+  assert np.all(np.abs(m[1]) <= 0.05) and np.any(m[1] != 0)  # <unk>
   np.testing.assert_allclose(m[vocab.index["good"]], VECTORS["good"])
   np.testing.assert_allclose(m[vocab.index["film"]], VECTORS["Film"])
   assert np.all(np.abs(m[vocab.index["unseen"]]) <= 0.01)
@@ -70,7 +72,7 @@ def test_offline_300d_spacy_vectors_by_name_with_case_fallback():
   assert "en_core_web_md" in emb.source and m.shape == (len(vocab), 300)
   assert emb.found == 5 and np.all(np.abs(m[vocab.index["zzzqxv"]]) <= 0.01)
   unit = lambda w: m[vocab.index[w]] / np.linalg.norm(m[vocab.index[w]])
-  assert 0.75 < float(unit("movie") @ unit("film")) < 0.95      # related, not identical
+  assert 0.75 < float(unit("movie") @ unit("film")) < 0.95  # related, not identical
   assert float(unit("good") @ unit("mark")) < 0.6
   assert np.linalg.norm(m[vocab.index["mark"]]) > 1.0
   assert load_embeddings(vocab, "glove_50d").matrix.shape[1] == 50
@@ -83,9 +85,12 @@ def test_rows_rescaled_to_one_norm(tmp_path):
   m = load_embeddings(vocab, str(path), norm=2.0).matrix
   for word in ("good", "movie", "film"):
     assert np.linalg.norm(m[vocab.index[word]]) == pytest.approx(2.0, rel=1e-5)
-  np.testing.assert_allclose(m[vocab.index["good"]], np.array(VECTORS["good"]) * 2 / np.linalg.norm(VECTORS["good"]),
-                             rtol=1e-5)
-  assert np.all(np.abs(m[vocab.index["unseen"]]) <= 0.01)      # only pretrained rows
+  np.testing.assert_allclose(
+    m[vocab.index["good"]],
+    np.array(VECTORS["good"]) * 2 / np.linalg.norm(VECTORS["good"]),
+    rtol=1e-5,
+  )
+  assert np.all(np.abs(m[vocab.index["unseen"]]) <= 0.01)  # only pretrained rows
 
 
 def test_a_garbage_word2vec_binary_is_named_not_a_traceback(tmp_path):

@@ -7,7 +7,7 @@ from flat_jax.data.vocab import PAD_ID, UNK_ID, Vocab
 def test_threshold_and_special_tokens():
   vocab = Vocab.build(["a a a b b c", "a b d"], min_freq=2)
   assert vocab.words[:2] == ["<pad>", "<unk>"]
-  assert vocab.words[2:] == ["a", "b"]          # most frequent first; c, d under the threshold
+  assert vocab.words[2:] == ["a", "b"]  # most frequent first; c, d under the threshold
   assert vocab.encode("a c d", 10) == [vocab.index["a"], UNK_ID, UNK_ID]
 
 

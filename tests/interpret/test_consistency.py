@@ -1,11 +1,18 @@
 """Kendall's tau and top-k intersection on hand-made attribution pairs with known answers."""
+
 import json
 
 import numpy as np
 import pytest
 
-from flat_jax.interpret.consistency import (align_positions, kendall_tau, pair_consistency,
-                                            summarize, top_k_positions, topk_intersection)
+from flat_jax.interpret.consistency import (
+  align_positions,
+  kendall_tau,
+  pair_consistency,
+  summarize,
+  top_k_positions,
+  topk_intersection,
+)
 
 
 def test_kendall_tau_known_values():
@@ -21,7 +28,7 @@ def test_kendall_tau_known_values():
 
 
 def test_kendall_tau_degenerate_inputs():
-  assert kendall_tau([0.7], [-0.2]) == 1.0                    # one word: nothing to disagree on
+  assert kendall_tau([0.7], [-0.2]) == 1.0  # one word: nothing to disagree on
   assert kendall_tau([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]) == 1.0
   assert kendall_tau([0.0, 0.0, 0.0], [0.1, 0.2, 0.3]) == 0.0
   with pytest.raises(ValueError, match="align"):
@@ -37,7 +44,7 @@ def test_topk_substitute_counts_as_same_word():
   assert topk_intersection(orig, adv, 1) == 1.0
   assert topk_intersection(orig, adv, 2) == 1.0
   assert topk_intersection(orig, adv, 3) == pytest.approx(2 / 3)
-  assert topk_intersection(orig, adv, 10) == 1.0               # k capped at 4 words
+  assert topk_intersection(orig, adv, 10) == 1.0  # k capped at 4 words
   with pytest.raises(ValueError):
     topk_intersection(orig, adv, 0)
 
@@ -54,7 +61,7 @@ def test_topk_ties_and_signed_ranking():
 def test_pair_consistency_averages_over_classes():
   up, down = [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]
   orig = np.array([up, up])
-  adv = np.array([down, up])        # class 0 reversed (tau -1), class 1 identical (tau 1)
+  adv = np.array([down, up])  # class 0 reversed (tau -1), class 1 identical (tau 1)
   result = pair_consistency(orig, adv, ks=(1, 2, 4))
   assert result["kendall_tau"] == pytest.approx(0.0)
   assert result["topk_intersection"] == pytest.approx({"1": 0.5, "2": 0.5, "4": 1.0})
@@ -69,7 +76,7 @@ def test_pair_consistency_with_alignment():
   adv_tokens = "a really great film".split()
   alignment = align_positions(orig_tokens, adv_tokens)
   orig = [0.1, 0.8, 0.3]
-  adv = [0.1, 0.9, 0.7, 0.2]        # the inserted "really" (0.9) is left out
+  adv = [0.1, 0.9, 0.7, 0.2]  # the inserted "really" (0.9) is left out
   result = pair_consistency(orig, adv, alignment=alignment)
   assert result["kendall_tau"] == pytest.approx(1.0)
   assert result["topk_intersection"]["1"] == 1.0
@@ -85,8 +92,9 @@ def test_summarize_matches_results_contract():
   per_pair = [pair_consistency(o, a) for o, a in pairs]
   assert summary["kendall_tau"] == pytest.approx(np.mean([p["kendall_tau"] for p in per_pair]))
   assert summary["topk_intersection"]["5"] == pytest.approx(
-      np.mean([p["topk_intersection"]["5"] for p in per_pair]))
-  assert summarize(per_pair) == summary                        # precomputed results work too
+    np.mean([p["topk_intersection"]["5"] for p in per_pair])
+  )
+  assert summarize(per_pair) == summary  # precomputed results work too
   json.dumps(summary, allow_nan=False)
   with pytest.raises(ValueError, match="no"):
     summarize([])
@@ -94,9 +102,20 @@ def test_summarize_matches_results_contract():
 
 def test_align_positions():
   assert align_positions("the movie is bad".split(), "the film is awful".split()) == [
-      (0, 0), (1, 1), (2, 2), (3, 3)]
+    (0, 0),
+    (1, 1),
+    (2, 2),
+    (3, 3),
+  ]
   assert align_positions("a great movie".split(), "a really great movie".split()) == [
-      (0, 0), (1, 2), (2, 3)]
+    (0, 0),
+    (1, 2),
+    (2, 3),
+  ]
   # a merge pairs the first merged word with the result
   assert align_positions("i can not stand it".split(), "i cannot stand it".split()) == [
-      (0, 0), (1, 1), (3, 2), (4, 3)]
+    (0, 0),
+    (1, 1),
+    (3, 2),
+    (4, 3),
+  ]

@@ -1,4 +1,5 @@
 """Integrated Gradients on randomly initialised CNN/LSTM classifiers over real SST-2 sentences."""
+
 import functools
 import gzip
 import json
@@ -10,8 +11,13 @@ import pytest
 
 from flat_jax.config import preset
 from flat_jax.data.vocab import PAD_ID, UNK_ID, Vocab
-from flat_jax.interpret.ig import (attributions_by_class, integrated_gradients_loop,
-                                   make_integrated_gradients, merge_to_words, path_points)
+from flat_jax.interpret.ig import (
+  attributions_by_class,
+  integrated_gradients_loop,
+  make_integrated_gradients,
+  merge_to_words,
+  path_points,
+)
 from flat_jax.models.classifier import build_word_classifier, with_embedding
 
 NUM_TEXTS, MAX_LENGTH, EMBED_DIM, STEPS = 8, 50, 50, 50
@@ -24,21 +30,23 @@ def batch(shared_data):
     texts = [json.loads(line)["text"] for _, line in zip(range(NUM_TEXTS), f)]
   vocab = Vocab.build(texts)
   ids, lengths = vocab.encode_batch(texts, MAX_LENGTH)
-  assert lengths.min() < MAX_LENGTH     # some padding to check
+  assert lengths.min() < MAX_LENGTH  # some padding to check
   return vocab, jnp.asarray(ids), jnp.asarray(ids != PAD_ID)
 
 
 @functools.cache
 def _setup(name, with_mask, vocab_size):
-  model = build_word_classifier(preset("sst2", name).model, vocab_size, 2, EMBED_DIM,
-                                with_mask=with_mask)
+  model = build_word_classifier(
+    preset("sst2", name).model, vocab_size, 2, EMBED_DIM, with_mask=with_mask
+  )
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, MAX_LENGTH), jnp.int32))["params"]
   matrix = np.random.RandomState(0).normal(size=(vocab_size, EMBED_DIM)).astype(np.float32)
   # the <pad> row is random too: padding gets no attribution by the path, whatever its embedding
   params = with_embedding(params, matrix)
   embed_fn = lambda p, ids: model.apply({"params": p}, ids, method=model.embed_tokens)
-  logits_fn = lambda p, e, ids, m: model.apply({"params": p}, e, ids, deterministic=True,
-                                               method=model.classify_embedded)["logits"]
+  logits_fn = lambda p, e, ids, m: model.apply(
+    {"params": p}, e, ids, deterministic=True, method=model.classify_embedded
+  )["logits"]
   return params, embed_fn, logits_fn, make_integrated_gradients(embed_fn, logits_fn, STEPS)
 
 
@@ -54,7 +62,7 @@ def test_completeness(batch, name, with_mask):
   diff = np.asarray(out["f_input"] - out["f_baseline"])
   delta = np.asarray(out["delta"])
   np.testing.assert_allclose(delta, np.asarray(out["attributions"]).sum(-1) - diff, atol=1e-6)
-  clear = np.abs(diff) > 0.05        # relative error is meaningless where f barely moves
+  clear = np.abs(diff) > 0.05  # relative error is meaningless where f barely moves
   assert clear.sum() >= NUM_TEXTS // 2, diff
   assert np.all(np.abs(delta[clear]) <= 0.01 * np.abs(diff[clear])), delta[clear] / diff[clear]
 
@@ -77,8 +85,9 @@ def test_chunked_path_matches(batch):
   params, embed_fn, logits_fn, ig = setup_model(batch, "cnn", True)
   # chunks that do not divide the steps: the padded points carry no weight
   chunked = make_integrated_gradients(embed_fn, logits_fn, STEPS, batch_chunk=7)
-  np.testing.assert_allclose(chunked(params, ids, mask)["attributions"],
-                             ig(params, ids, mask)["attributions"], atol=1e-6)
+  np.testing.assert_allclose(
+    chunked(params, ids, mask)["attributions"], ig(params, ids, mask)["attributions"], atol=1e-6
+  )
 
 
 @pytest.mark.parametrize("name,with_mask", [("cnn", True), ("lstm", False)])
@@ -97,8 +106,13 @@ def test_predicted_class_by_default_and_classes_mirror(batch):
   out = ig(params, ids, mask)
   predicted = jnp.argmax(logits_fn(params, embed_fn(params, ids), ids, mask), -1)
   np.testing.assert_array_equal(out["labels"], predicted)
-  np.testing.assert_allclose(out["f_input"], jax.nn.softmax(
-      logits_fn(params, embed_fn(params, ids), ids, mask))[jnp.arange(NUM_TEXTS), predicted], rtol=1e-6)
+  np.testing.assert_allclose(
+    out["f_input"],
+    jax.nn.softmax(logits_fn(params, embed_fn(params, ids), ids, mask))[
+      jnp.arange(NUM_TEXTS), predicted
+    ],
+    rtol=1e-6,
+  )
   # two classes: p0 = 1 - p1, so the class-0 attributions are the class-1 ones negated
   both = attributions_by_class(ig, params, ids, mask, 2)
   assert both.shape == (NUM_TEXTS, 2, MAX_LENGTH)
@@ -113,8 +127,9 @@ def test_custom_baseline(batch):
   # the baseline replaces real tokens only; padding stays what it is
   base_ids = jnp.where(mask, UNK_ID, ids)
   f_base = jax.nn.softmax(logits_fn(params, embed_fn(params, base_ids), base_ids, mask))
-  np.testing.assert_allclose(out["f_baseline"], f_base[jnp.arange(NUM_TEXTS), out["labels"]],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    out["f_baseline"], f_base[jnp.arange(NUM_TEXTS), out["labels"]], rtol=1e-5
+  )
   assert np.all(np.asarray(out["attributions"])[~np.asarray(mask)] == 0.0)
   # off the zero point the path crosses many ReLU / max-pool switches: a looser quadrature bound
   diff = np.asarray(out["f_input"] - out["f_baseline"])
@@ -143,6 +158,8 @@ def test_merge_to_words_numpy_and_jax():
   merged = merge_to_words(pieces, word_ids, 3)
   assert isinstance(merged, np.ndarray)
   np.testing.assert_allclose(merged, expected)
-  merged_jax = jax.jit(merge_to_words, static_argnums=2)(jnp.asarray(pieces), jnp.asarray(word_ids), 3)
+  merged_jax = jax.jit(merge_to_words, static_argnums=2)(
+    jnp.asarray(pieces), jnp.asarray(word_ids), 3
+  )
   assert isinstance(merged_jax, jax.Array)
   np.testing.assert_allclose(merged_jax, expected, rtol=1e-6)

@@ -1,5 +1,6 @@
 """Integrated Gradients over word pieces: the offline MiniLM BERT and a small random DeBERTa, on real
 SST-2 sentences, with and without the word mask."""
+
 import gzip
 import json
 
@@ -26,12 +27,17 @@ def _model(name, with_mask):
   model = transformer.build(source.arch, 2, model_config, with_mask=with_mask)
   params = transformer.init_params(model, source, seed=0)
   rng = np.random.default_rng(0)
-  if source.pretrained is None:   # random weights of init scale barely let the input reach [CLS]
+  if source.pretrained is None:  # random weights of init scale barely let the input reach [CLS]
     params = jax.tree.map(lambda a: a + rng.normal(0, 0.2, a.shape).astype(np.float32), params)
   # a classifier head far from its 0.02 init, so that the class probability moves along the path
   head, head_scale = params["classifier"]["kernel"], 1.0 if source.pretrained is not None else 0.3
-  params = {**params, "classifier": {**params["classifier"],
-                                     "kernel": jnp.asarray(rng.normal(0, head_scale, head.shape), jnp.float32)}}
+  params = {
+    **params,
+    "classifier": {
+      **params["classifier"],
+      "kernel": jnp.asarray(rng.normal(0, head_scale, head.shape), jnp.float32),
+    },
+  }
   return model, params, PieceEncoder(source.tokenizer, MAX_LENGTH)
 
 
@@ -47,10 +53,12 @@ def test_completeness_on_word_pieces(texts, name, with_mask):
   ids, word_ids = pieces.encode_batch(texts)
   cut = PaddingTrim(pieces.pad_id, length_buckets(MAX_LENGTH))({"ids": ids, "word_ids": word_ids})
   ids, word_ids = cut["ids"], cut["word_ids"]
-  assert (ids == pieces.pad_id).any()            # padding in the batch
-  real = word_ids >= 0                           # [CLS], [SEP] and padding stay on the path's ends
+  assert (ids == pieces.pad_id).any()  # padding in the batch
+  real = word_ids >= 0  # [CLS], [SEP] and padding stay on the path's ends
   embed_fn = lambda p, x: model.apply({"params": p}, x, method=model.ig_inputs)
-  logits_fn = lambda p, e, x, m: model.apply({"params": p}, e, x, method=model.classify_ig_inputs)["logits"]
+  logits_fn = lambda p, e, x, m: model.apply({"params": p}, e, x, method=model.classify_ig_inputs)[
+    "logits"
+  ]
   ig = make_integrated_gradients(embed_fn, logits_fn, STEPS, batch_chunk=16)
   out = jax.device_get(ig(params, jnp.asarray(ids), jnp.asarray(real)))
   diff, delta = out["f_input"] - out["f_baseline"], out["delta"]

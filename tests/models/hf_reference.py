@@ -1,4 +1,5 @@
 """Shared pieces of the parity tests: tiny random transformers models as PyTorch references."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,9 @@ def save(model, directory, fmt: str) -> None:
   assert ("model.safetensors" if fmt == "safetensors" else "pytorch_model.bin") in names, names
 
 
-def padded_batch(vocab_size: int, lengths, *, cls_id: int, sep_id: int, pad_id: int = 0, seed: int = 0):
+def padded_batch(
+  vocab_size: int, lengths, *, cls_id: int, sep_id: int, pad_id: int = 0, seed: int = 0
+):
   """[CLS] w... [SEP] [PAD]... rows of different lengths (counting [CLS] and [SEP]); words drawn
   from the ids above the specials."""
   rng = np.random.default_rng(seed)
@@ -32,7 +35,7 @@ def padded_batch(vocab_size: int, lengths, *, cls_id: int, sep_id: int, pad_id: 
   ids = np.full((len(lengths), width), pad_id, np.int32)
   for row, n in enumerate(lengths):
     ids[row, 0], ids[row, n - 1] = cls_id, sep_id
-    ids[row, 1:n - 1] = rng.integers(low, vocab_size, n - 2)
+    ids[row, 1 : n - 1] = rng.integers(low, vocab_size, n - 2)
   return ids, (ids != pad_id).astype(np.int32)
 
 

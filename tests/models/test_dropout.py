@@ -1,4 +1,5 @@
 """The cheap dropout draw: the rate it claims, fresh draws per key and position, nn.Dropout's contract."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +17,7 @@ def test_keep_rate_matches_the_quantized_probability(shape, keep_prob):
   if mask.size < 1000:
     return
   p = quantized(keep_prob)
-  assert abs(p - keep_prob) <= 2 ** -17
+  assert abs(p - keep_prob) <= 2**-17
   test = stats.binomtest(int(mask.sum()), mask.size, p)
   assert test.pvalue > 1e-4, (mask.mean(), p)
 
@@ -28,7 +29,7 @@ def test_draws_are_independent_across_positions_and_the_four_per_hash():
   corr = np.corrcoef(mask.T)
   off_diagonal = corr[~np.eye(8, dtype=bool)]
   assert np.abs(off_diagonal).max() < 0.03
-  for q in (0.1, 0.3, 0.7):     # the chunks are uniform: every threshold gives its own rate
+  for q in (0.1, 0.3, 0.7):  # the chunks are uniform: every threshold gives its own rate
     rate = np.asarray(keep_mask(jax.random.PRNGKey(5), q, (20000, 8))).mean()
     assert abs(rate - q) < 0.01
 
@@ -38,7 +39,7 @@ def test_other_keys_give_other_masks_and_typed_keys_the_same_as_raw():
   b = keep_mask(jax.random.PRNGKey(1), 0.5, (64, 32))
   assert 0.4 < float(jnp.mean(a != b)) < 0.6
   assert bool(jnp.all(a == keep_mask(jax.random.key(0), 0.5, (64, 32))))
-  rbg = keep_mask(jax.random.key(0, impl="rbg"), 0.5, (64, 32))    # the library's draw
+  rbg = keep_mask(jax.random.key(0, impl="rbg"), 0.5, (64, 32))  # the library's draw
   assert rbg.shape == (64, 32) and 0.4 < float(jnp.mean(rbg)) < 0.6
 
 
@@ -59,11 +60,20 @@ def test_module_keeps_the_expectation_and_is_the_identity_when_deterministic():
   np.testing.assert_allclose(y[kept], x[kept] / quantized(0.9), rtol=1e-6)
   assert abs(float(kept.mean()) - quantized(0.9)) < 0.005
   assert abs(float(y.mean() / x.mean()) - 1.0) < 0.01
-  assert bool(jnp.all(Dropout(1.0).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)}) == 0))
+  assert bool(
+    jnp.all(
+      Dropout(1.0).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)}) == 0
+    )
+  )
   assert bool(jnp.all(Dropout(0.0).apply({}, x, deterministic=False) == x))
-  nearly_all = jax.grad(lambda v: Dropout(1 - 2 ** -18).apply(
-      {}, v, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)}).sum())(x)
-  assert bool(jnp.all(nearly_all == 0))      # keeps nothing, and no 0/0 in the gradient
+  nearly_all = jax.grad(
+    lambda v: (
+      Dropout(1 - 2**-18)
+      .apply({}, v, deterministic=False, rngs={"dropout": jax.random.PRNGKey(4)})
+      .sum()
+    )
+  )(x)
+  assert bool(jnp.all(nearly_all == 0))  # keeps nothing, and no 0/0 in the gradient
 
 
 def test_gradient_flows_through_kept_positions_only():

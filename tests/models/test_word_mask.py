@@ -26,7 +26,9 @@ def test_inference_multiplies_by_keep_probability(mask_and_params):
 
 def test_training_sample_is_hard_and_follows_keep_probability(mask_and_params):
   mask, params, x = mask_and_params
-  _, keep, applied = mask.apply(params, x, deterministic=False, rngs={"mask": jax.random.PRNGKey(2)})
+  _, keep, applied = mask.apply(
+    params, x, deterministic=False, rngs={"mask": jax.random.PRNGKey(2)}
+  )
   assert set(np.unique(np.asarray(applied)).tolist()) <= {0.0, 1.0}
   # the keep rate of many samples approaches the keep-probability
   big = jnp.broadcast_to(x[:1, :1], (4000, 1, 8))
@@ -36,9 +38,11 @@ def test_training_sample_is_hard_and_follows_keep_probability(mask_and_params):
 
 def test_straight_through_gradient_reaches_mask_network(mask_and_params):
   mask, params, x = mask_and_params
+
   def f(p):
     out, _, _ = mask.apply(p, x, deterministic=False, rngs={"mask": jax.random.PRNGKey(4)})
     return jnp.sum(out)
+
   grads = jax.grad(f)(params)
   assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads))
 
@@ -50,7 +54,9 @@ def test_entropy_excludes_padding():
   np.testing.assert_allclose(mask_entropy(keep, real), [expected], rtol=1e-5)
   # a probability rounded a hair above 1 must not give NaN (float32 softmax can do that)
   assert np.isfinite(float(binary_entropy(jnp.float32(1.0000001))))
-  assert np.all(np.isfinite(jax.grad(lambda p: binary_entropy(p).sum())(jnp.array([0.0, 1.0, 0.5]))))
+  assert np.all(
+    np.isfinite(jax.grad(lambda p: binary_entropy(p).sum())(jnp.array([0.0, 1.0, 0.5])))
+  )
 
 
 def test_classifier_importance_is_the_token_keep_probability():
@@ -60,7 +66,7 @@ def test_classifier_importance_is_the_token_keep_probability():
   params = model.init(jax.random.PRNGKey(0), ids)["params"]
   out = model.apply({"params": params}, ids)
   phi = model.apply({"params": params}, ids, method=model.phi)
-  np.testing.assert_allclose(out["phi"][:, :5], phi[:, :5], rtol=1e-6)   # real tokens
+  np.testing.assert_allclose(out["phi"][:, :5], phi[:, :5], rtol=1e-6)  # real tokens
   no_mask = build_word_classifier(c, 30, 2, 8, with_mask=False)
   p2 = no_mask.init(jax.random.PRNGKey(0), ids)["params"]
   assert "word_mask" not in p2 and "phi" not in no_mask.apply({"params": p2}, ids)
@@ -72,5 +78,8 @@ def test_word_models_do_not_depend_on_padding_length():
     short = jnp.array([[5, 6, 7, 0], [9, 0, 0, 0]])
     long = jnp.pad(short, ((0, 0), (0, 11)))
     params = model.init(jax.random.PRNGKey(0), long)["params"]
-    np.testing.assert_allclose(model.apply({"params": params}, short)["logits"],
-                               model.apply({"params": params}, long)["logits"], atol=1e-6)
+    np.testing.assert_allclose(
+      model.apply({"params": params}, short)["logits"],
+      model.apply({"params": params}, long)["logits"],
+      atol=1e-6,
+    )

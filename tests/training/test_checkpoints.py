@@ -22,17 +22,25 @@ def test_save_restore_keeps_optax_structure_and_best(tmp_path):
   state = _state()
   grads = jax.tree.map(jnp.ones_like, state.params)
   s1 = state.apply_gradients(grads)
-  ckpt.save(1, s1, {"epoch": 1, "best_dev_accuracy": 60.0, "best_epoch": 1, "seconds": 1.0}, is_best=True)
+  ckpt.save(
+    1, s1, {"epoch": 1, "best_dev_accuracy": 60.0, "best_epoch": 1, "seconds": 1.0}, is_best=True
+  )
   s2 = s1.apply_gradients(grads)
-  ckpt.save(2, s2, {"epoch": 2, "best_dev_accuracy": 60.0, "best_epoch": 1, "seconds": 2.0}, is_best=False)
+  ckpt.save(
+    2, s2, {"epoch": 2, "best_dev_accuracy": 60.0, "best_epoch": 1, "seconds": 2.0}, is_best=False
+  )
   restored, meta = StageCheckpoints(tmp_path / "stage").restore_latest(_state())
   assert meta["epoch"] == 2 and int(restored.step) == 2
-  assert jax.tree.structure(restored.opt_state) == jax.tree.structure(s2.opt_state)   # tuples, not lists
+  assert jax.tree.structure(restored.opt_state) == jax.tree.structure(
+    s2.opt_state
+  )  # tuples, not lists
   for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(s2)):
     np.testing.assert_array_equal(a, b)
   best = ckpt.restore_best_params(state.params)
   np.testing.assert_array_equal(best["dense"]["kernel"], s1.params["dense"]["kernel"])
-  np.testing.assert_array_equal(load_params(tmp_path / "stage")["dense"]["kernel"], s1.params["dense"]["kernel"])
+  np.testing.assert_array_equal(
+    load_params(tmp_path / "stage")["dense"]["kernel"], s1.params["dense"]["kernel"]
+  )
 
 
 def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path, caplog):
@@ -40,8 +48,12 @@ def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path, caplog):
   state = _state()
   for epoch in (1, 2):
     state = state.apply_gradients(jax.tree.map(jnp.ones_like, state.params))
-    ckpt.save(epoch, state, {"epoch": epoch, "best_dev_accuracy": 1.0, "best_epoch": 1, "seconds": 0.0},
-              is_best=epoch == 1)
+    ckpt.save(
+      epoch,
+      state,
+      {"epoch": epoch, "best_dev_accuracy": 1.0, "best_epoch": 1, "seconds": 0.0},
+      is_best=epoch == 1,
+    )
   newest = tmp_path / "stage" / "latest" / "2"
   for root, _, files in os.walk(newest):
     for name in files:
@@ -54,7 +66,9 @@ def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path, caplog):
   # the damaged step is gone, so saving epoch 2 again really writes it (Orbax skips existing steps)
   assert not newest.exists()
   again = StageCheckpoints(tmp_path / "stage")
-  again.save(2, state, {"epoch": 2, "best_dev_accuracy": 1.0, "best_epoch": 1, "seconds": 0.0}, is_best=False)
+  again.save(
+    2, state, {"epoch": 2, "best_dev_accuracy": 1.0, "best_epoch": 1, "seconds": 0.0}, is_best=False
+  )
   restored, meta = StageCheckpoints(tmp_path / "stage").restore_latest(_state())
   assert meta["epoch"] == 2 and int(restored.step) == 2
 
@@ -72,8 +86,17 @@ def test_damaged_best_falls_back_to_the_previous_best(tmp_path, caplog):
   for epoch, dev in ((1, 60.0), (2, 55.0), (3, 70.0)):
     state = state.apply_gradients(jax.tree.map(jnp.ones_like, state.params))
     best = dev >= 60.0
-    ckpt.save(epoch, state, {"epoch": epoch, "best_dev_accuracy": 70.0 if epoch == 3 else 60.0,
-                             "best_epoch": 3 if epoch == 3 else 1, "seconds": 0.0}, is_best=best)
+    ckpt.save(
+      epoch,
+      state,
+      {
+        "epoch": epoch,
+        "best_dev_accuracy": 70.0 if epoch == 3 else 60.0,
+        "best_epoch": 3 if epoch == 3 else 1,
+        "seconds": 0.0,
+      },
+      is_best=best,
+    )
     saved[epoch] = state.params
   _garble(tmp_path / "stage" / "best" / "3")
   with caplog.at_level(logging.WARNING):

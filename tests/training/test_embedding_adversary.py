@@ -1,5 +1,6 @@
 """Embedding-space adversarial training (modes pgd and freelb): the ascent, the norm bound, the
 reduction to base at K = 0, and the train step's use of them on a real SST-2 batch."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 from flat_jax.config import preset
 from flat_jax.data.vocab import Vocab
 from flat_jax.models.classifier import build_word_classifier
-from flat_jax.training.embedding_adversary import EmbeddingAdversary, ascend, project, random_start, text_norm
+from flat_jax.training.embedding_adversary import (
+  EmbeddingAdversary,
+  ascend,
+  project,
+  random_start,
+  text_norm,
+)
 from flat_jax.training.objectives import make_objective
 from flat_jax.training.state import TrainState
 from flat_jax.training.step import make_mesh, make_train_step, model_apply_fn
@@ -22,11 +29,15 @@ def cnn_and_batch(sst2_splits):
   vocab = Vocab.build(train.texts[:300])
   ids, _ = vocab.encode_batch(train.texts[:16], 20)
   model_config = preset("sst2", "cnn").model
-  model_config.cnn_num_filters = 16   # the real architecture, narrower: these tests compile a lot
+  model_config.cnn_num_filters = 16  # the real architecture, narrower: these tests compile a lot
   model = build_word_classifier(model_config, len(vocab), 2, 16)
   params = model.init(jax.random.PRNGKey(0), ids[:1])["params"]
-  batch = {"ids": ids, "label": np.asarray(train.labels[:16], np.int32),
-           "weight": np.ones(16, np.float32), "index": np.arange(16, dtype=np.int32)}
+  batch = {
+    "ids": ids,
+    "label": np.asarray(train.labels[:16], np.int32),
+    "weight": np.ones(16, np.float32),
+    "index": np.arange(16, dtype=np.int32),
+  }
   return model, params, batch
 
 
@@ -39,8 +50,13 @@ def _fns(model):
 def _one_step(model, params, batch, adversary, mode="pgd", mesh=None):
   apply_fn, embed_fn = _fns(model)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.sgd(0.1), seed=3)
-  step = make_train_step(apply_fn, make_objective(mode if adversary else "base"), mesh or make_mesh(),
-                         adversary=adversary, embed_fn=embed_fn)
+  step = make_train_step(
+    apply_fn,
+    make_objective(mode if adversary else "base"),
+    mesh or make_mesh(),
+    adversary=adversary,
+    embed_fn=embed_fn,
+  )
   return step(state, batch)
 
 
@@ -53,19 +69,29 @@ def test_zero_steps_is_the_base_step_exactly(cnn_and_batch, kind):
   for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(base_state.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # with steps the update differs: the adversary is not a no-op
-  moved, moved_metrics = _one_step(model, params, batch, EmbeddingAdversary(kind, steps=2), mode=kind)
+  moved, moved_metrics = _one_step(
+    model, params, batch, EmbeddingAdversary(kind, steps=2), mode=kind
+  )
   assert float(moved_metrics["loss"]) > float(base_metrics["loss"])
-  assert not np.allclose(np.asarray(moved.params["head"]["kernel"]),
-                         np.asarray(base_state.params["head"]["kernel"]))
+  assert not np.allclose(
+    np.asarray(moved.params["head"]["kernel"]), np.asarray(base_state.params["head"]["kernel"])
+  )
 
 
 def test_pgd_loss_grows_with_the_steps_freelb_averages_the_path(cnn_and_batch):
   model, params, batch = cnn_and_batch
-  pgd = [float(_one_step(model, params, batch, EmbeddingAdversary("pgd", steps=k, step_size=0.5))[1]["loss"])
-         for k in (0, 1, 3)]
+  pgd = [
+    float(
+      _one_step(model, params, batch, EmbeddingAdversary("pgd", steps=k, step_size=0.5))[1]["loss"]
+    )
+    for k in (0, 1, 3)
+  ]
   assert pgd[0] < pgd[1] < pgd[2]
-  freelb = float(_one_step(model, params, batch, EmbeddingAdversary("freelb", steps=3, step_size=0.5),
-                           mode="freelb")[1]["loss"])
+  freelb = float(
+    _one_step(
+      model, params, batch, EmbeddingAdversary("freelb", steps=3, step_size=0.5), mode="freelb"
+    )[1]["loss"]
+  )
   # the mean over delta_0..delta_2 lies between the clean loss and PGD's loss at delta_3
   assert pgd[0] < freelb < pgd[2]
 
@@ -93,7 +119,7 @@ def test_the_perturbation_respects_its_bound_and_never_touches_padding():
   delta = random_start(jax.random.PRNGKey(0), (2, 8, 4), real, 0.05)
   np.testing.assert_allclose(text_norm(delta, real) <= 0.05 + 1e-6, True)
   assert float(jnp.abs(delta[0, 5:]).max()) == 0.0 and float(jnp.abs(delta[1, 2:]).max()) == 0.0
-  for _ in range(10):   # steps far larger than the bound
+  for _ in range(10):  # steps far larger than the bound
     grad = jnp.asarray(rng.normal(size=(2, 8, 4)), jnp.float32)
     delta = ascend(delta, grad, real, step_size=1.0, max_norm=0.3)
     np.testing.assert_allclose(np.asarray(text_norm(delta, real)), 0.3, rtol=1e-5)
@@ -103,7 +129,7 @@ def test_the_perturbation_respects_its_bound_and_never_touches_padding():
   moved = ascend(jnp.zeros((2, 8, 4)), grad, real, step_size=0.7, max_norm=0.0)
   np.testing.assert_allclose(np.asarray(text_norm(moved, real)), 0.7, rtol=1e-6)
   inside = project(moved * 0.1, real, 0.3)
-  np.testing.assert_allclose(np.asarray(inside), np.asarray(moved * 0.1))   # inside the ball: kept
+  np.testing.assert_allclose(np.asarray(inside), np.asarray(moved * 0.1))  # inside the ball: kept
 
 
 @pytest.mark.parametrize("kind", ["pgd", "freelb"])
@@ -113,8 +139,9 @@ def test_the_step_follows_the_algorithm_written_out_by_hand(cnn_and_batch, kind)
   (the adv objective: CE(x) + CE(x'))."""
   model, params, batch = cnn_and_batch
   model = model.clone(encoder=model.encoder.clone(dropout=0.0))
-  twin = dict(batch, adv_ids=np.roll(batch["ids"], 1, axis=0),
-              has_adv=(np.arange(16) % 2).astype(np.int32))
+  twin = dict(
+    batch, adv_ids=np.roll(batch["ids"], 1, axis=0), has_adv=(np.arange(16) % 2).astype(np.int32)
+  )
   K, step_size = 3, 0.5
   ids = jnp.concatenate([twin["ids"], twin["adv_ids"]])
   weights = jnp.concatenate([jnp.ones(16), jnp.asarray(twin["has_adv"], jnp.float32)])
@@ -132,14 +159,16 @@ def test_the_step_follows_the_algorithm_written_out_by_hand(cnn_and_batch, kind)
     expected = jax.grad(loss)(params, delta)
   else:
     expected = jax.tree.map(jnp.zeros_like, params)
-    for k in range(K):
+    for _ in range(K):
       g, g_delta = jax.grad(loss, argnums=(0, 1))(params, delta)
       expected = jax.tree.map(lambda e, x: e + x / K, expected, g)
       delta = ascend(delta, g_delta, real, step_size, 0.0)
   adversary = EmbeddingAdversary(kind, steps=K, step_size=step_size, init_magnitude=0.0)
   apply_fn, embed_fn = _fns(model)
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=optax.sgd(1.0), seed=3)
-  step = make_train_step(apply_fn, make_objective(kind), make_mesh(), adversary=adversary, embed_fn=embed_fn)
+  step = make_train_step(
+    apply_fn, make_objective(kind), make_mesh(), adversary=adversary, embed_fn=embed_fn
+  )
   new_state, _ = step(state, twin)
   for name in ("head", "encoder"):
     got = jax.tree.map(lambda a, b: a - b, params[name], new_state.params[name])

@@ -1,4 +1,5 @@
 """Each loss term against a hand-computed value on a tiny batch."""
+
 import math
 
 import jax
@@ -11,14 +12,21 @@ from flat_jax.models.classifier import build_word_classifier
 from flat_jax.training.objectives import make_objective, replaced_positions
 
 # two rows; row 0 has an adversarial twin, row 1 does not
-LOGITS = jnp.array([[[2.0, 0.0], [0.0, 1.0]],
-                    [[0.0, 3.0], [9.9, 9.9]]])
-KEEP = jnp.array([[[0.5, 0.8, 0.2], [0.5, 0.3, 0.2]],
-                  [[0.9, 0.1, 0.5], [0.1, 0.1, 0.1]]])
-BATCH = {"ids": jnp.array([[4, 5, 0], [7, 8, 9]]), "adv_ids": jnp.array([[4, 6, 0], [7, 8, 9]]),
-         "label": jnp.array([0, 1]), "has_adv": jnp.array([1, 0]), "weight": jnp.array([1.0, 1.0])}
-OUTPUTS = {"logits": LOGITS, "phi": KEEP, "word_phi": KEEP,   # a word model: a position is a word
-           "token_mask": BATCH["ids"][:, None] != 0}
+LOGITS = jnp.array([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [9.9, 9.9]]])
+KEEP = jnp.array([[[0.5, 0.8, 0.2], [0.5, 0.3, 0.2]], [[0.9, 0.1, 0.5], [0.1, 0.1, 0.1]]])
+BATCH = {
+  "ids": jnp.array([[4, 5, 0], [7, 8, 9]]),
+  "adv_ids": jnp.array([[4, 6, 0], [7, 8, 9]]),
+  "label": jnp.array([0, 1]),
+  "has_adv": jnp.array([1, 0]),
+  "weight": jnp.array([1.0, 1.0]),
+}
+OUTPUTS = {
+  "logits": LOGITS,
+  "phi": KEEP,
+  "word_phi": KEEP,  # a word model: a position is a word
+  "token_mask": BATCH["ids"][:, None] != 0,
+}
 OUTPUTS["token_mask"] = jnp.stack([BATCH["ids"] != 0, BATCH["adv_ids"] != 0], axis=1)
 
 
@@ -31,8 +39,10 @@ def h(p):
 
 
 def test_replaced_positions_ignore_padding_and_equal_words():
-  np.testing.assert_array_equal(replaced_positions(BATCH["ids"], BATCH["adv_ids"]),
-                                [[False, True, False], [False, False, False]])
+  np.testing.assert_array_equal(
+    replaced_positions(BATCH["ids"], BATCH["adv_ids"]),
+    [[False, True, False], [False, False, False]],
+  )
 
 
 def test_base_is_cross_entropy_on_originals():
@@ -52,7 +62,7 @@ def test_flat_terms_by_hand():
   ce_sum = ce([2, 0], 0) + ce([0, 1], 0) + ce([0, 3], 1)
   # H(W|x) sums over real tokens: row 0 orig/adv have 2 real tokens, row 1 has 3 (its twin unused)
   ent = (h(0.5) + h(0.8)) + (h(0.5) + h(0.3)) + (h(0.9) + h(0.1) + h(0.5))
-  imp = abs(0.8 - 0.3)                     # only position 1 of row 0 is replaced
+  imp = abs(0.8 - 0.3)  # only position 1 of row 0 is replaced
   np.testing.assert_allclose(m["ce"], ce_sum, rtol=1e-5)
   np.testing.assert_allclose(m["entropy"], ent, rtol=1e-5)
   np.testing.assert_allclose(m["importance_l1"], imp, rtol=1e-5)
@@ -70,7 +80,9 @@ def test_mean_entropy_divides_each_text_by_its_real_tokens():
 def test_padding_rows_do_not_count():
   objective = make_objective("flat", 0.1, 0.001)
   padded, _ = objective(OUTPUTS, {**BATCH, "weight": jnp.array([1.0, 0.0])})
-  first_only, _ = objective(jax.tree.map(lambda x: x[:1], OUTPUTS), jax.tree.map(lambda x: x[:1], BATCH))
+  first_only, _ = objective(
+    jax.tree.map(lambda x: x[:1], OUTPUTS), jax.tree.map(lambda x: x[:1], BATCH)
+  )
   full, _ = objective(OUTPUTS, BATCH)
   np.testing.assert_allclose(padded, first_only, rtol=1e-6)
   assert abs(float(full) - float(padded)) > 1e-3
@@ -87,8 +99,16 @@ def test_importance_gradient_reaches_the_mask_network():
   def imp_only(p):
     out = model.apply({"params": p}, jnp.concatenate([ids, adv]), deterministic=True)
     out = jax.tree.map(lambda x: x[None], out)
-    _, m = objective(out, {"ids": ids, "adv_ids": adv, "label": jnp.array([0]),
-                           "has_adv": jnp.array([1]), "weight": jnp.array([1.0])})
+    _, m = objective(
+      out,
+      {
+        "ids": ids,
+        "adv_ids": adv,
+        "label": jnp.array([0]),
+        "has_adv": jnp.array([1]),
+        "weight": jnp.array([1.0]),
+      },
+    )
     return m["importance_l1"]
 
   grads = jax.grad(imp_only)(params)
@@ -100,7 +120,9 @@ def test_importance_gradient_reaches_the_mask_network():
 def test_padded_mean_entropy_counts_every_position_padding_included():
   """The authors' entropy: a mean over all L positions, so row 0's padding (p = 0.2) counts."""
   _, m = make_objective("flat", 0.1, 0.001, entropy_reduction="padded_mean")(OUTPUTS, BATCH)
-  ent = (h(0.5) + h(0.8) + h(0.2)) / 3 + (h(0.5) + h(0.3) + h(0.2)) / 3 + (h(0.9) + h(0.1) + h(0.5)) / 3
+  ent = (
+    (h(0.5) + h(0.8) + h(0.2)) / 3 + (h(0.5) + h(0.3) + h(0.2)) / 3 + (h(0.9) + h(0.1) + h(0.5)) / 3
+  )
   np.testing.assert_allclose(m["entropy"], ent, rtol=1e-5)
 
 

@@ -9,6 +9,7 @@ Frozen word vectors get no gradient traffic at all, and there is no other collec
 all-gather, reduce-scatter, permute). The count does not grow with the number of devices.
 The step is compiled in a subprocess: the device count is read when jax is imported.
 """
+
 import json
 import os
 import pathlib
@@ -23,10 +24,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def _collectives(devices: int, models: str) -> list[dict]:
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)     # the script sets the device count before importing jax
-  done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "collectives.py"), "--devices",
-                         str(devices), "--models", models, "--json"],
-                        env=env, capture_output=True, text=True, cwd=ROOT)
+  env.pop("XLA_FLAGS", None)  # the script sets the device count before importing jax
+  done = subprocess.run(
+    [
+      sys.executable,
+      str(ROOT / "benchmarks" / "collectives.py"),
+      "--devices",
+      str(devices),
+      "--models",
+      models,
+      "--json",
+    ],
+    env=env,
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -66,4 +79,5 @@ def test_one_device_emits_the_same_program_shape(four_devices):
   (one,) = _collectives(1, "cnn")
   _check_one_gradient_all_reduce(one)
   assert [len(c["shapes"]) for c in one["collectives"]] == [
-      len(c["shapes"]) for c in four_devices[0]["collectives"]]
+    len(c["shapes"]) for c in four_devices[0]["collectives"]
+  ]

@@ -1,4 +1,5 @@
 """TensorBoard events beside metrics.jsonl: one global step across stages, continued after a resume."""
+
 import json
 import struct
 
@@ -14,15 +15,25 @@ def _events(folder):
     data = path.read_bytes()
     at = 0
     while at < len(data):
-      (length,) = struct.unpack("<Q", data[at:at + 8])
-      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      (length,) = struct.unpack("<Q", data[at : at + 8])
+      event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
       at += 12 + length + 4
-      out += [(v.tag, event.step, v.simple_value) for v in event.summary.value if v.HasField("simple_value")]
+      out += [
+        (v.tag, event.step, v.simple_value)
+        for v in event.summary.value
+        if v.HasField("simple_value")
+      ]
   return out
 
 
 def _line(stage, epoch, step, loss):
-  return {"stage": stage, "epoch": epoch, "step": step, "train_loss": loss, "dev_accuracy": 50.0 + epoch}
+  return {
+    "stage": stage,
+    "epoch": epoch,
+    "step": step,
+    "train_loss": loss,
+    "dev_accuracy": 50.0 + epoch,
+  }
 
 
 def test_one_axis_across_stages_and_resumes(tmp_path):
@@ -38,8 +49,9 @@ def test_one_axis_across_stages_and_resumes(tmp_path):
   resumed.write(_line("train_flat_round_2", 1, 8, 0.4))
   for w in (writer, resumed):
     w._writer.close()
-  losses = sorted((step, value) for tag, step, value in _events(tmp_path / "tensorboard")
-                  if tag == "train_loss")
+  losses = sorted(
+    (step, value) for tag, step, value in _events(tmp_path / "tensorboard") if tag == "train_loss"
+  )
   assert [s for s, _ in losses] == [10, 20, 28, 36, 44]
   assert [round(v, 4) for _, v in losses] == [0.9, 0.7, 0.6, 0.5, 0.4]
   assert {t for t, _, _ in _events(tmp_path / "tensorboard")} == {"train_loss", "dev_accuracy"}

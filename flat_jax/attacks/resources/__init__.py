@@ -29,19 +29,41 @@ stays cheap and never imports textattack (nor torch): only `textattack_component
 prepares the environment first. The names below are re-exported for `resources.X`; WORDNET_SOURCE
 is not, since install_nltk_data assigns it later: read `wordnet.WORDNET_SOURCE`.
 """
-from flat_jax.attacks.resources.environment import (ResourceError, install_nltk_data,
-                                                     prepare_textattack_environment)
+
+from flat_jax.attacks.resources.environment import (
+  ResourceError,
+  install_nltk_data,
+  prepare_textattack_environment,
+)
 from flat_jax.attacks.resources.masked_lm import load_masked_lm
 from flat_jax.attacks.resources.pos_tagger import SPACY_TAGGER, spacy_tags, spacy_tags_many
 from flat_jax.attacks.resources.sentence_encoder import USE_PORT_DIM, load_sentence_encoder
-from flat_jax.attacks.resources.synonym_space import (COUNTER_FITTED_MIN_COS, SYNONYM_MAX_MSE,
-                                                       SYNONYM_MIN_COS, CounterFitting,
-                                                       load_synonym_embedding, synonym_candidates)
+from flat_jax.attacks.resources.synonym_space import (
+  COUNTER_FITTED_MIN_COS,
+  SYNONYM_MAX_MSE,
+  SYNONYM_MIN_COS,
+  CounterFitting,
+  load_synonym_embedding,
+  synonym_candidates,
+)
 from flat_jax.attacks.resources.wordnet import wordnet_related, wordnet_synonyms
 
 __all__ = [
-    "COUNTER_FITTED_MIN_COS", "CounterFitting", "ResourceError", "SPACY_TAGGER", "SYNONYM_MAX_MSE",
-    "SYNONYM_MIN_COS", "USE_PORT_DIM", "install_nltk_data", "load_masked_lm",
-    "load_sentence_encoder", "load_synonym_embedding", "prepare_textattack_environment",
-    "spacy_tags", "spacy_tags_many", "synonym_candidates", "wordnet_related", "wordnet_synonyms",
+  "COUNTER_FITTED_MIN_COS",
+  "CounterFitting",
+  "ResourceError",
+  "SPACY_TAGGER",
+  "SYNONYM_MAX_MSE",
+  "SYNONYM_MIN_COS",
+  "USE_PORT_DIM",
+  "install_nltk_data",
+  "load_masked_lm",
+  "load_sentence_encoder",
+  "load_synonym_embedding",
+  "prepare_textattack_environment",
+  "spacy_tags",
+  "spacy_tags_many",
+  "synonym_candidates",
+  "wordnet_related",
+  "wordnet_synonyms",
 ]

