@@ -309,9 +309,8 @@ class BertClassifier(nn.Module):
   num_classes: int
   word_mask: WordMask | None = None
 
-  ig_rows = (
-    128  # texts x path points per IG gradient evaluation: a transformer's activations are large
-  )
+  # texts x path points per IG gradient evaluation: a transformer's activations are large
+  ig_rows = 128
 
   def setup(self):
     c = self.config
@@ -348,6 +347,10 @@ class BertClassifier(nn.Module):
       deterministic=deterministic,
       word_ids=word_ids,
     )
+    return self._head(hidden, outputs, deterministic)
+
+  def _head(self, hidden, outputs, deterministic: bool):
+    """Pooled [CLS] -> dropout -> classifier: outputs["logits"]."""
     pooled = self.dropout(self.encoder.pool(hidden), deterministic=deterministic)
     outputs["logits"] = self.classifier(pooled)
     return outputs

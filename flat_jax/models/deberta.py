@@ -41,8 +41,7 @@ from flat_jax.models.bert import (
   activation,
   dense,
   layer_norm,
-  masked_encoding,
-  piece_phi,
+  BertClassifier,
   padding_attention_mask,
   masked_layers,
 )
@@ -464,18 +463,16 @@ class DebertaEncoder(nn.Module):
     return self.encode(embedded, attention_mask, deterministic=deterministic)
 
 
-class DebertaClassifier(nn.Module):
+class DebertaClassifier(BertClassifier):
   """HF DebertaForSequenceClassification (and DebertaV2...) with an optional word mask.
 
-  Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a mask}."""
+  BertClassifier's forward pass, mask and phi over DeBERTa's encoder; its own pooler head and IG
+  input space. Outputs {"logits" (B, C), "token_mask" (B, L) real pieces, "phi" (B, L) with a
+  mask}."""
 
   config: DebertaConfig
   num_classes: int
   word_mask: WordMask | None = None
-
-  ig_rows = (
-    128  # texts x path points per IG gradient evaluation: a transformer's activations are large
-  )
 
   def setup(self):
     c = self.config
@@ -485,43 +482,11 @@ class DebertaClassifier(nn.Module):
     self.dropout = Dropout(c.hidden_dropout if c.cls_dropout is None else c.cls_dropout)
     self.classifier = dense(self.num_classes, c.initializer_range)
 
-  def __call__(
-    self, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None, perturbation=None
-  ):
-    """perturbation: added to the word-piece embeddings (embedding-space adversarial training)."""
-    embedded = self.embed_tokens(ids)
-    if perturbation is not None:
-      embedded = embedded + perturbation
-    return self.classify_embedded(
-      embedded, ids, deterministic=deterministic, token_type_ids=token_type_ids, word_ids=word_ids
-    )
-
-  def embed_tokens(self, ids):
-    """Word-piece embeddings before the embedding LayerNorm and the mask: the input space of IG."""
-    return self.encoder.embed_words(ids)
-
-  def classify_embedded(
-    self, word_embedded, ids, *, deterministic: bool = True, token_type_ids=None, word_ids=None
-  ):
-    hidden, outputs = masked_encoding(
-      self.encoder,
-      self.word_mask,
-      word_embedded,
-      ids,
-      token_type_ids,
-      deterministic=deterministic,
-      word_ids=word_ids,
-    )
-    return self._head(hidden, outputs, deterministic)
-
   def _head(self, hidden, outputs, deterministic: bool):
     context = self.pooler_dropout(hidden[:, 0], deterministic=deterministic)
     pooled = activation(self.config.pooler_hidden_act)(self.pooler(context))
     outputs["logits"] = self.classifier(self.dropout(pooled, deterministic=deterministic))
     return outputs
-
-  def phi(self, ids, token_type_ids=None):
-    return piece_phi(self.encoder, self.word_mask, ids, token_type_ids)
 
   def ig_inputs(self, ids):
     """The input space of Integrated Gradients: the embedding-layer output (before the mask).
