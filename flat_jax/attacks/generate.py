@@ -439,9 +439,14 @@ def _run(job, tasks, out_path, workers, desc, done, total):
       # each worker gets its share of the cores for the encoder's BLAS: more threads than cores
       # only make the processes wait for one another
       threads = max(1, _available_cpus() // workers)
+      # a lockstep worker takes up to lockstep_examples tasks at once: with few tasks, the first
+      # worker ready would take them all while the others idle
+      share = dataclasses.replace(
+        job, lockstep_examples=min(job.lockstep_examples, -(-len(tasks) // workers))
+      )
       procs = [
         ctx.Process(
-          target=_worker, args=(job, task_queue, result_queue, threads, os.getpid()), daemon=True
+          target=_worker, args=(share, task_queue, result_queue, threads, os.getpid()), daemon=True
         )
         for _ in range(workers)
       ]
