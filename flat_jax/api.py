@@ -155,6 +155,8 @@ class Model:
       synonym_min_cos=a.synonym_min_cos,
       temperature=float(temperature),
       budget=a.budget,
+      search=a.search,
+      lockstep_examples=a.lockstep_examples,
     )
     if out is not None:
       return attack_examples(job, texts, ids, out, workers=workers, desc=f"attack {recipe}")

@@ -21,6 +21,8 @@ EMBEDDING_MODES = ("pgd", "freelb")
 MODES = ("base", "adv", "flat") + EMBEDDING_MODES
 STAGES = ("all", "train", "attack", "evaluate", "report")
 RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae", "hotflip")
+# attack.search: the lockstep search where a recipe's search allows it, or TextAttack's own
+SEARCHES = ("batched", "textattack")
 INTERPRETERS = ("ig", "lime")
 EMBEDDING_FORMATS = ("auto", "word2vec_bin", "word2vec_text", "glove_text")
 
@@ -139,6 +141,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.attack.recipe = "textfooler"
   c.attack.num_examples = 0  # training examples attacked per round (seeded sample); 0 = all
   c.attack.workers = 1
+  # "batched": TextFooler's and PWWS's search (TextAttack's GreedyWordSwapWIR) attacks
+  # attack.lockstep_examples examples per worker at once, each model / POS / sentence-encoder call
+  # carrying the candidates of all of them (flat_jax/attacks/lockstep_search.py: TextAttack's
+  # decisions, records equal but for float rounding in the encoder); other recipes fall back to
+  # "textattack", TextAttack's own search one example at a time (the reference path)
+  c.attack.search = "batched"
+  c.attack.lockstep_examples = 32
   c.attack.query_budget = 0
   # "" = each recipe's own settings; "textdefender": one budget for every compared defence (at most
   # 50 candidates a word, 30% of the words, sentence similarity >= 0.84, 50 queries; recipes.BUDGETS)
@@ -263,6 +272,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
   "attack.recipe": _one_of(RECIPES),
   "attack.num_examples": _non_negative,
   "attack.workers": _positive,
+  "attack.search": _one_of(SEARCHES),
+  "attack.lockstep_examples": _positive,
   "attack.query_budget": _non_negative,
   "attack.budget": _one_of(("", "textdefender")),
   "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",

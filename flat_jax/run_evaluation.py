@@ -38,6 +38,8 @@ def attack_job(
     synonym_min_cos=config.attack.synonym_min_cos,
     temperature=temperature,
     budget=config.attack.budget,
+    search=config.attack.search,
+    lockstep_examples=config.attack.lockstep_examples,
   )
 
 

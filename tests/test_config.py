@@ -75,6 +75,8 @@ def test_unknown_key_is_named():
     ("model.dropout", 1.5, "must be in [0, 1)"),
     ("eval.attacks", ("textfooler", "nope"), "unknown entries ['nope']"),
     ("data.max_length", "long", "expected int"),
+    ("attack.search", "parallel", "must be one of batched, textattack"),
+    ("attack.lockstep_examples", 0, "must be > 0"),
   ],
 )
 def test_bad_value_is_named(key, value, words):

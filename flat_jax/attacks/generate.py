@@ -5,6 +5,14 @@ recipe, and attacks the examples it pulls from a shared queue. Results are appen
 file as they arrive; a re-run skips the indices already there (a line cut short by a kill is
 dropped and redone). Randomised searches are seeded per example, so the set does not depend on how
 many workers there are or which worker took which example.
+
+With `search="batched"` (the default) a recipe whose search is TextAttack's GreedyWordSwapWIR
+(TextFooler, PWWS) runs in lockstep_search instead: a worker keeps up to `lockstep_examples`
+examples in flight, pulling the next one as one finishes, and every model query, POS tagging and
+sentence-encoder call carries the candidates of all of them. The records are TextAttack's (see
+lockstep_search for the one float-rounding caveat); examples still in flight when a run is killed
+are attacked again on resume. Other recipes, and `search="textattack"`, take TextAttack's own
+search, one example at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from flat_jax import distributed, runtime
+from flat_jax.attacks.lockstep_search import Outcome
 from flat_jax.attacks.pairs import aligned_tokens, replaced_pairs
 
 
@@ -44,6 +53,18 @@ class AttackJob:
   synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
   temperature: float = 1.0  # the model's probabilities are softmax(logits / temperature)
   budget: str = ""  # "" = the recipe's own settings; "textdefender" (recipes.BUDGETS)
+  # "batched": recipes whose search lockstep_search runs (TextFooler, PWWS) attack many examples
+  # at once; "textattack": TextAttack's own search, one example at a time (the reference path)
+  search: str = "batched"
+  lockstep_examples: int = 32  # examples a worker attacks in lockstep (search="batched")
+
+  def __post_init__(self):
+    from flat_jax.config import SEARCHES
+
+    if self.search not in SEARCHES:
+      raise ValueError(f"unknown attack search {self.search!r}; choose from {', '.join(SEARCHES)}")
+    if self.lockstep_examples < 1:
+      raise ValueError(f"lockstep_examples must be >= 1, not {self.lockstep_examples}")
 
 
 def read_records(path) -> dict[int, dict]:
@@ -80,38 +101,50 @@ def records_by_index(path) -> list[dict]:
   return [record for _, record in sorted(read_records(path).items())]
 
 
-def _record(index: int, label: int, result, temperature: float) -> dict:
+def _outcome(result) -> Outcome:
+  """A TextAttack AttackResult as the fields a record keeps."""
   from textattack.attack_results import FailedAttackResult, SkippedAttackResult
 
-  original = result.original_result.attacked_text.text
-  perturbed = result.perturbed_result.attacked_text.text
-  status = (
-    "skipped"
+  return Outcome(
+    status="skipped"
     if isinstance(result, SkippedAttackResult)
     else "failed"
     if isinstance(result, FailedAttackResult)
-    else "successful"
+    else "successful",
+    original=result.original_result.attacked_text.text,
+    perturbed=result.perturbed_result.attacked_text.text,
+    queries=int(result.perturbed_result.num_queries),
+    original_output=int(result.original_result.output),
+    perturbed_output=int(result.perturbed_result.output),
   )
-  pairs = replaced_pairs(original, perturbed) if status != "skipped" else []
+
+
+def _record(index: int, label: int, outcome, job: AttackJob) -> dict:
+  original, perturbed = outcome.original, outcome.perturbed
+  pairs = replaced_pairs(original, perturbed) if outcome.status != "skipped" else []
   words = max(1, len(aligned_tokens(original, perturbed)[0]))
-  return {
+  record = {
     "index": index,
     "label": label,
-    "status": status,
+    "status": outcome.status,
     "original": original,
     "perturbed": perturbed,
-    "queries": int(result.perturbed_result.num_queries),
-    "original_output": int(result.original_result.output),
-    "perturbed_output": int(result.perturbed_result.output),
+    "queries": int(outcome.queries),
+    "original_output": int(outcome.original_output),
+    "perturbed_output": int(outcome.perturbed_output),
     "replaced": [list(p) for p in pairs],
     "perturbed_fraction": len(pairs) / words,
-    "temperature": temperature,
+    "temperature": job.temperature,
   }
+  if job.budget:
+    record["budget"] = job.budget
+  return record
 
 
 class _Attacker:
   """Model + recipe in one process. `threads`: the BLAS threads its sentence encoder may use
-  (None: the encoder's default)."""
+  (None: the encoder's default). `lockstep` is the batched search when the job asks for it and
+  the recipe's search is one it runs, else None (TextAttack's search, one example at a time)."""
 
   def __init__(self, job: AttackJob, threads: int | None = None):
     from flat_jax.attacks import resources
@@ -138,6 +171,35 @@ class _Attacker:
     self.attack = build_attack(
       job.recipe, textattack_wrapper(self.bridge), res, encoder_threads=threads
     )
+    self.lockstep = None
+    if job.search == "batched":
+      from flat_jax.attacks import lockstep_search
+
+      reason = lockstep_search.unsupported_reason(self.attack)
+      if reason is None:
+        self.lockstep = lockstep_search.LockstepGreedyWordSwapWIR(
+          self.attack, self.bridge, job.lockstep_examples
+        )
+      else:
+        logging.info("%s: TextAttack's own search (%s)", job.recipe, reason)
+
+  def attack_all(self, tasks):
+    """Records of the (index, text, label) tasks, as each finishes (not in task order with the
+    lockstep search, which pulls the next task whenever one of its examples finishes)."""
+    if self.lockstep is None:
+      for task in tasks:
+        yield self(*task)
+      return
+    # GreedyWordSwapWIR with these rankings draws no random numbers: no per-example seeds needed
+    labels = {}
+
+    def remembered(tasks):
+      for index, text, label in tasks:
+        labels[index] = int(label)
+        yield index, text, label
+
+    for index, outcome in self.lockstep.run(remembered(tasks)):
+      yield _record(index, labels.pop(index), outcome, self.job)
 
   def __call__(self, index: int, text: str, label: int) -> dict:
     # per-example seeds: the same result whichever worker attacks this example
@@ -147,11 +209,9 @@ class _Attacker:
 
     torch.manual_seed(self.job.seed + index)
     before = self.bridge.gradient_calls
-    record = _record(index, label, self.attack.attack(text, label), self.job.temperature)
+    record = _record(index, label, _outcome(self.attack.attack(text, label)), self.job)
     if self.bridge.gradient_calls > before:  # a gradient attack (hotflip)
       record["gradient_calls"] = self.bridge.gradient_calls - before
-    if self.job.budget:
-      record["budget"] = self.job.budget
     return record
 
 
@@ -173,15 +233,22 @@ def _worker(
   except Exception as e:  # report and stop: the parent raises it
     results.put(("error", f"{type(e).__name__}: {e}"))
     return
-  while True:
-    task = tasks.get()
-    if task is None:
-      return
-    try:
-      results.put(("record", attacker(*task)))
-    except Exception as e:
-      results.put(("error", f"example {task[0]}: {type(e).__name__}: {e}"))
-      return
+  current = []  # the last task pulled, to name it in an error
+
+  def pulled():
+    while True:
+      task = tasks.get()
+      if task is None:
+        return
+      current[:] = [task[0]]
+      yield task
+
+  try:
+    for record in attacker.attack_all(pulled()):
+      results.put(("record", record))
+  except Exception as e:
+    where = "" if attacker.lockstep is not None or not current else f"example {current[0]}: "
+    results.put(("error", f"{where}{type(e).__name__}: {e}"))
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -360,8 +427,8 @@ def _run(job, tasks, out_path, workers, desc, done, total):
   with open(out_path, "a", encoding="utf-8") as f:
     if workers <= 1:
       attacker = _Attacker(job)
-      for task in tasks:
-        add(attacker(*task), f)
+      for record in attacker.attack_all(tasks):
+        add(record, f)
     else:
       ctx = mp.get_context("spawn")  # JAX is not fork-safe
       task_queue, result_queue = ctx.Queue(), ctx.Queue()
@@ -372,9 +439,14 @@ def _run(job, tasks, out_path, workers, desc, done, total):
       # each worker gets its share of the cores for the encoder's BLAS: more threads than cores
       # only make the processes wait for one another
       threads = max(1, _available_cpus() // workers)
+      # a lockstep worker takes up to lockstep_examples tasks at once: with few tasks, the first
+      # worker ready would take them all while the others idle
+      share = dataclasses.replace(
+        job, lockstep_examples=min(job.lockstep_examples, -(-len(tasks) // workers))
+      )
       procs = [
         ctx.Process(
-          target=_worker, args=(job, task_queue, result_queue, threads, os.getpid()), daemon=True
+          target=_worker, args=(share, task_queue, result_queue, threads, os.getpid()), daemon=True
         )
         for _ in range(workers)
       ]
