@@ -3,15 +3,18 @@ the embeddings, agreement of the attacks' accept/reject decisions at each recipe
 throughput.
 
   .venv/bin/python benchmarks/sentence_encoder.py [--sentences 1000] [--rounds 3]
-      [--decision-sentences 300]
+      [--decision-sentences 300] [--numpy-threads N]
 
 Prints, for SST-2 sentences (the first --sentences of the test split) and for 15-word windows
 (the windows TextFooler's constraint encodes, one around a seeded word of each training sentence of
 at least 15 words):
   - min / mean cosine of the Flax vector to the numpy port's, and the largest element difference;
-  - sentences/s of each, warm (after compilation), interleaved rounds, median; the Flax encoder
-    both with its token-id cache emptied before each round (it tokenises, as the port does every
-    call) and with it full (what an attack re-encoding the same windows sees); the ratio to numpy;
+  - texts/s of each, warm (after compilation), interleaved rounds, median, in one call; and in
+    the calls TextAttack's constraint makes for the decision check's candidates (a reference
+    window repeated per candidate, then the candidates' windows: one call per word); the Flax
+    encoder both with its token-id cache emptied before each round (it tokenises, as the port
+    does every call) and with it full (what an attack re-encoding the same windows sees); the
+    ratio to numpy;
   - the shapes compiled, and that timed rounds compiled nothing more.
 Then the decision check: TextAttack's own constraint (OfflineSentenceEncoder, each backend) at each
 recipe's settings on candidate texts made from SST-2 training sentences by swapping words with
@@ -142,8 +145,9 @@ def decision_agreement(
   """Runs TextAttack's constraint (OfflineSentenceEncoder with each backend, `constraint`'s
   settings) on each group's candidates against its original and compares what each accepts.
   `models`: an already loaded encoder per backend, handed to the constraints (which otherwise
-  load their own). Returns the counts, the largest score difference and every disagreement
-  (scores and distance of the first backend's score from the threshold)."""
+  load their own). Returns the counts, the largest score difference, how close a score came to
+  the threshold and every disagreement (scores and distance of the first backend's score from
+  the threshold)."""
   from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
 
   encoders = {b: OfflineSentenceEncoder(backend=b, **constraint) for b in backends}
@@ -153,6 +157,7 @@ def decision_agreement(
   reference, other = backends
   counts = {"candidates": 0, "both_accept": 0, "both_reject": 0, "skipped_short": 0}
   disagreements, largest_score_difference, near_threshold = [], 0.0, 0
+  closest_margin = float("inf")
   for original, candidates in groups:
     accepted, scores = {}, {}
     for backend, encoder in encoders.items():
@@ -166,6 +171,7 @@ def decision_agreement(
         counts["skipped_short"] += 1
       largest_score_difference = max(largest_score_difference, abs(a - b))
       near_threshold += abs(a - threshold) < 0.01
+      closest_margin = min(closest_margin, abs(a - threshold))
       in_a, in_b = id(candidate) in accepted[reference], id(candidate) in accepted[other]
       if in_a and in_b:
         counts["both_accept"] += 1
@@ -186,6 +192,7 @@ def decision_agreement(
     "disagreements": disagreements,
     "largest_score_difference": largest_score_difference,
     "within_0.01_of_threshold": near_threshold,
+    "closest_to_threshold": closest_margin,
   }
 
 
@@ -194,33 +201,59 @@ def cosine_to_reference(vectors: np.ndarray, reference: np.ndarray) -> np.ndarra
   return np.sum(vectors * reference, axis=1) / np.maximum(norms, 1e-12)
 
 
-def _throughput(name: str, texts: list[str], numpy_encoder, flax_encoder, rounds: int) -> None:
+def attack_calls(groups) -> list[list[str]]:
+  """What TextAttack's windowed constraint sends the encoder for each group: the reference's
+  window around each candidate's changed word, once per candidate, then the candidates' windows."""
+  calls = []
+  for original, candidates in groups:
+    indices = [min(c.attack_attrs["newly_modified_indices"]) for c in candidates]
+    calls.append(
+      [original.text_window_around_index(i, WINDOW_SIZE) for i in indices]
+      + [c.text_window_around_index(i, WINDOW_SIZE) for c, i in zip(candidates, indices)]
+    )
+  return calls
+
+
+def _throughput(name: str, calls: list[list[str]], numpy_encoder, flax_encoder, rounds: int):
+  """Times encoding `calls` (each a list of texts, one encode call) with both backends."""
+  from flat_jax.attacks.resources.sentence_encoder_flax import power_of_two_bucket
+
+  def run(encoder):
+    for call in calls:
+      encoder.encode(call)
+
+  texts = [t for call in calls for t in call]
   reference = numpy_encoder.encode(texts)
   flax_encoder.clear_token_cache()
-  vectors = flax_encoder.encode(texts)  # compiles this input's shapes
+  vectors = flax_encoder.encode(texts)
+  run(flax_encoder)  # compiles the shapes these calls take
   cos = cosine_to_reference(vectors, reference)
+  lengths = [len(flax_encoder.token_ids(t)) for t in texts]
+  padded = sum(power_of_two_bucket(n, flax_encoder.min_length) for n in lengths)
   print(
-    f"{name}: {len(texts)} texts, cosine to numpy min {cos.min():.8f} mean {cos.mean():.8f}, "
-    f"largest element difference {np.abs(vectors - reference).max():.2e}"
+    f"{name}: {len(texts)} texts in {len(calls)} call(s), {np.mean(lengths):.1f} pieces on "
+    f"average, padded lengths {padded / sum(lengths):.2f}x the pieces; cosine to numpy min "
+    f"{cos.min():.8f} mean {cos.mean():.8f}, largest element difference "
+    f"{np.abs(vectors - reference).max():.2e}"
   )
   compiled = flax_encoder.compiled_shapes()
   times = {"numpy": [], "flax (token ids cached)": [], "flax (tokenising)": []}
   for _ in range(rounds):  # interleaved, so a change in the machine's load hits every side
     start = time.perf_counter()
-    numpy_encoder.encode(texts)
+    run(numpy_encoder)
     times["numpy"].append(time.perf_counter() - start)
     flax_encoder.clear_token_cache()
     start = time.perf_counter()
-    flax_encoder.encode(texts)
+    run(flax_encoder)
     times["flax (tokenising)"].append(time.perf_counter() - start)
     start = time.perf_counter()
-    flax_encoder.encode(texts)
+    run(flax_encoder)
     times["flax (token ids cached)"].append(time.perf_counter() - start)
   rate = {k: len(texts) / statistics.median(v) for k, v in times.items()}
   for k, v in rate.items():
-    print(f"  {k:24s} {v:8.1f} sentences/s  ({v / rate['numpy']:.2f}x numpy)")
+    print(f"  {k:24s} {v:8.1f} texts/s  ({v / rate['numpy']:.2f}x numpy)")
   print(
-    f"  compiled shapes: {compiled} after the first call, "
+    f"  compiled shapes: {compiled} after the first calls, "
     f"{flax_encoder.compiled_shapes() - compiled} more in the timed rounds"
   )
 
@@ -251,23 +284,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     f"{flax_encoder.max_tokens_per_batch} padded tokens per batch"
   )
   _throughput(
-    "SST-2 test sentences",
-    read_sst2("test", args.sentences),
+    "SST-2 test sentences, one call",
+    [read_sst2("test", args.sentences)],
     numpy_encoder,
     flax_encoder,
     args.rounds,
   )
   _throughput(
-    "15-word windows of SST-2 train sentences",
-    windows(read_sst2("train", args.sentences, min_words=WINDOW_SIZE)),
+    "15-word windows of SST-2 train sentences, one call",
+    [windows(read_sst2("train", args.sentences, min_words=WINDOW_SIZE))],
     numpy_encoder,
     flax_encoder,
     args.rounds,
   )
-
   groups = swap_candidates(
     read_sst2("train", args.decision_sentences, min_words=WINDOW_SIZE),
     resources.load_synonym_embedding(),
+  )
+  _throughput(
+    "TextAttack's calls for the decision check's candidates (windows)",
+    attack_calls(groups),
+    numpy_encoder,
+    flax_encoder,
+    args.rounds,
   )
   print(f"decisions: {sum(len(c) for _, c in groups)} candidates of {len(groups)} sentences")
   models = {"numpy": numpy_encoder, "flax": flax_encoder}
@@ -277,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> None:
       f"  {recipe} ({constraint['metric']} >= {constraint['threshold']}): "
       f"{result['agree']}/{result['candidates']} agree "
       f"({result['both_accept']} accepted, {result['both_reject']} rejected by both), "
-      f"{result['within_0.01_of_threshold']} within 0.01 of the threshold, largest score "
-      f"difference {result['largest_score_difference']:.2e}"
+      f"{result['within_0.01_of_threshold']} within 0.01 of the threshold (closest "
+      f"{result['closest_to_threshold']:.1e}), largest score difference "
+      f"{result['largest_score_difference']:.2e}"
     )
     for d in result["disagreements"]:
       print(
