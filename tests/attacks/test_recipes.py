@@ -45,3 +45,26 @@ def test_more_candidates_under_a_looser_bound(wrapper, synonym_precision):
   tight = synonym_precision(space, resources.SYNONYM_MIN_COS)["candidates_per_word"]
   loose = synonym_precision(space, 0.6)["candidates_per_word"]
   assert loose > 3 * tight
+
+
+def _encoders(attack):
+  from flat_jax.attacks.resources.textattack_components import OfflineSentenceEncoder
+
+  return [
+    (c.backend, c.model_path) for c in attack.constraints if isinstance(c, OfflineSentenceEncoder)
+  ]
+
+
+@pytest.mark.parametrize("budget", ["", "textdefender"])
+def test_sentence_encoder_setting_reaches_the_similarity_constraint(wrapper, tmp_path, budget):
+  """attack.sentence_encoder picks the backend, or a SavedModel folder, of every USE constraint
+  (a budget adds its own constraint: that one follows the setting too)."""
+  for setting, expected in (("flax", ("flax", None)), ("numpy", ("numpy", None))):
+    attack = build_attack(
+      "textfooler", wrapper, AttackResources(sentence_encoder=setting, budget=budget)
+    )
+    assert set(_encoders(attack)) == {expected}
+  attack = build_attack(
+    "textfooler", wrapper, AttackResources(sentence_encoder=str(tmp_path), budget=budget)
+  )
+  assert {path for _, path in _encoders(attack)} == {str(tmp_path)}
