@@ -314,6 +314,7 @@ class FlaxSentenceEncoder:
     vectors = np.empty((len(distinct), OUTPUT_DIM), np.float32)
     with self._lock:
       encoded = [self.token_ids(s) for s in distinct]
+      pending = []  # (rows, device result): every batch is dispatched before any is waited for
       by_length = collections.defaultdict(list)
       for i, ids in enumerate(encoded):
         by_length[power_of_two_bucket(len(ids), self.min_length)].append(i)
@@ -327,7 +328,9 @@ class FlaxSentenceEncoder:
           for r, i in enumerate(chunk):
             ids[r, : len(encoded[i])] = encoded[i]
             lengths[r] = len(encoded[i])
-          vectors[chunk] = np.asarray(self._forward(self.variables, ids, lengths))[: len(chunk)]
+          pending.append((chunk, self._forward(self.variables, ids, lengths)))
+      for chunk, result in pending:
+        vectors[chunk] = np.asarray(result)[: len(chunk)]
       self.sentences_encoded += len(distinct)
     if len(distinct) == len(sentences):
       return vectors
