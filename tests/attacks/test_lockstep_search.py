@@ -60,9 +60,9 @@ def test_batched_records_are_textattacks(model_dir, test_split, recipe, count, s
 
 
 def test_plain_swaps_are_textattacks_own(sst2_splits):
-  """A plain replacement (ASCII letters and digits) spliced into the text gives the text and the
-  words TextAttack's AttackedText builds, on SST-2 texts with their punctuation and contractions,
-  and the attack attributes the goal function's cache counts."""
+  """A plain replacement (ASCII letters and digits) spliced into the text gives the text, the
+  words and the windows TextAttack's AttackedText builds, on SST-2 texts with their punctuation and
+  contractions, and the attack attributes the goal function's cache counts."""
   resources.prepare_textattack_environment()
   from textattack.shared import AttackedText
 
@@ -87,6 +87,10 @@ def test_plain_swaps_are_textattacks_own(sst2_splits):
       built.attack_attrs["last_transformation"] = None
       assert candidate.text == built.text
       assert candidate.swapped_words().words == built.words
+      for window in (5, 15):  # the sentence encoder's window around the swap
+        assert candidate.swapped_words().text_window_around_index(
+          index, window
+        ) == built.text_window_around_index(index, window)
       assert built.attack_attrs["newly_modified_indices"] == {index}
       assert len(built.attack_attrs) == lockstep_search.SWAP_ATTRIBUTES
       checked += 1
