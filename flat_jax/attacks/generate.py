@@ -94,7 +94,10 @@ def current_records(path, job: AttackJob) -> dict[int, dict]:
 
 
 def _write_records(path: pathlib.Path, records: dict[int, dict]) -> None:
-  path.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)), encoding="utf-8")
+  # through a temporary file: a kill during the rewrite leaves the old file, not half of it
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text("".join(json.dumps(records[i]) + "\n" for i in sorted(records)), encoding="utf-8")
+  os.replace(tmp, path)
 
 
 def records_by_index(path) -> list[dict]:
@@ -330,6 +333,10 @@ def attack_examples(
       len(indices),
     )
   records = current_records(out_path, job)
+  if todo:
+    # records arrive in the order they finish (the lockstep search, several workers): the finished
+    # file is rewritten in index order, so a resumed or re-sharded run leaves the same file
+    _write_records(out_path, records)
   return [records[i] for i in indices]
 
 
